@@ -1,0 +1,1 @@
+"""Projects, labels, media, tasks, annotations, studio pages, import/export, statistics."""

@@ -1,0 +1,1 @@
+"""Workers, qualification tests, gold items, assignments, reviews, agreement, Mechanical Turk."""

@@ -1,0 +1,1 @@
+"""Settings, URLs, ASGI routing, organisations, memberships, roles and tenant scoping."""

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from platform_core.admin_tenancy import TenantModelAdmin
+from platform_core.models import Membership, Organization
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+
+@admin.register(Organization)
+class OrganizationAdmin(TenantModelAdmin):
+    list_display = ["name", "slug", "created_at"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+
+    def get_inlines(self, request: HttpRequest, obj: Any) -> list:
+        return [MembershipInline] if request.user.is_superuser else []
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # The slug is part of every URL of the organisation: only a superuser renames it.
+        return [] if request.user.is_superuser else ["slug"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(TenantModelAdmin):
+    list_display = ["user", "organization", "role", "created_at"]
+    list_filter = ["role", "organization"]
+    search_fields = ["user__username", "user__email", "organization__name"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Adding a member means choosing among all users: superusers only until invitations exist.
+        return request.user.is_superuser
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [] if request.user.is_superuser else ["user", "organization"]

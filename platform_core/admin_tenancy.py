@@ -1,0 +1,83 @@
+"""TenantModelAdmin: the admin base that scopes every row, choice, filter and action to the
+organisations the requesting manager runs. Superusers see everything."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db import models
+from django.db.models import ForeignKey, ManyToManyField
+from django.http import Http404, HttpRequest
+
+from platform_core.admin_site import managed_orgs
+
+
+def _is_tenant_model(model: type[models.Model]) -> bool:
+    return bool(getattr(model, "tenant_path", None))
+
+
+class TenantModelAdmin(admin.ModelAdmin):
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet:
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.for_orgs(managed_orgs(request))
+
+    # --- choices in forms and autocompletes -----------------------------------------------
+    def _scope_related(self, request: HttpRequest, db_field: Any, kwargs: dict[str, Any]) -> None:
+        if request.user.is_superuser:
+            return
+        related = db_field.related_model
+        if _is_tenant_model(related):
+            kwargs["queryset"] = related._default_manager.for_orgs(managed_orgs(request))
+        elif related._meta.label == "auth.User" or related._meta.model_name == "user":
+            # Users are not tenant rows: offer only members of the organisations this manager runs.
+            kwargs["queryset"] = related._default_manager.filter(
+                memberships__organization__in=managed_orgs(request)
+            ).distinct()
+
+    def formfield_for_foreignkey(self, db_field: ForeignKey, request: HttpRequest, **kwargs: Any) -> Any:
+        self._scope_related(request, db_field, kwargs)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field: ManyToManyField, request: HttpRequest, **kwargs: Any) -> Any:
+        self._scope_related(request, db_field, kwargs)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    # --- list filters ---------------------------------------------------------------------
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        # A plain related-field filter lists every row of the related table; the related-only
+        # filter lists the values present in this (scoped) queryset.
+        scoped = []
+        for item in super().get_list_filter(request):
+            if isinstance(item, str) and not request.user.is_superuser:
+                field = self.model._meta.get_field(item.split("__")[0])
+                if field.is_relation:
+                    item = (item, admin.RelatedOnlyFieldListFilter)
+            scoped.append(item)
+        return scoped
+
+    # --- objects of other organisations ---------------------------------------------------
+    def _get_obj_does_not_exist_redirect(self, request: HttpRequest, opts: Any, object_id: str) -> Any:
+        # Django redirects to the index with "doesn't exist"; a foreign object is a plain 404.
+        raise Http404("No such object.")
+
+    # --- permissions: by role in an organisation, not by Django model permissions ----------
+    def _may_manage(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser or managed_orgs(request).exists()
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._may_manage(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_manage(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self._may_manage(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_manage(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_manage(request)

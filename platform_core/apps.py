@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
+
+
+class PlatformCoreConfig(AppConfig):
+    default = True
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "platform_core"
+    verbose_name = "Platform"
+
+
+class PlatformAdminConfig(admin_apps.AdminConfig):
+    """Django admin with the tenant-aware site as the default site."""
+
+    default = False
+    default_site = "platform_core.admin_site.PlatformAdminSite"

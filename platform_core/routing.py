@@ -1,0 +1,11 @@
+"""Websocket URL routes of every app."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from platform_core.websockets import PingConsumer
+
+websocket_urlpatterns = [
+    path("ws/o/<slug:org_slug>/ping/", PingConsumer.as_asgi(), name="ws_ping"),
+]

@@ -1,0 +1,121 @@
+"""Base consumer for tenant websockets: the door every socket goes through.
+
+It authenticates from the session (AuthMiddlewareStack), resolves the organisation from the URL on
+connect and again on every message, caps message size and rate, parses JSON, and answers bad input
+with an error message while the socket stays open. Subclasses implement ``handle``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.http import Http404
+
+from platform_core.tenancy import Tenant, resolve_tenant
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+
+
+class MessageError(Exception):
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+
+class RateLimiter:
+    """A token bucket: ``rate`` messages a second on average, bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.updated = time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class TenantJsonConsumer(AsyncJsonWebsocketConsumer):
+    rate_per_second = 20.0
+    rate_burst = 40
+    tenant: Tenant
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        try:
+            self.tenant = await database_sync_to_async(resolve_tenant)(user, self.scope["url_route"]["kwargs"]["org_slug"])
+        except Http404:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.limiter = RateLimiter(self.rate_per_second, self.rate_burst)
+        await self.accept()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        request_id = None
+        try:
+            if text_data is None:
+                raise MessageError("bad_message", "Send JSON text messages, not binary frames.")
+            if len(text_data.encode()) > settings.WS_MAX_MESSAGE_BYTES:
+                raise MessageError("too_large", f"Messages are limited to {settings.WS_MAX_MESSAGE_BYTES} bytes.")
+            if not self.limiter.allow():
+                raise MessageError("rate_limited", "Too many messages; slow down.")
+            try:
+                message = json.loads(text_data)
+            except ValueError:
+                raise MessageError("bad_json", "The message is not valid JSON.") from None
+            if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+                raise MessageError("bad_message", 'A message is a JSON object with a "type".')
+            request_id = message.get("request_id")
+            if request_id is not None and (not isinstance(request_id, str | int) or len(str(request_id)) > 64):
+                request_id = None
+                raise MessageError("bad_message", "request_id must be a string or number of at most 64 characters.")
+            # Membership can be revoked while a socket is open: check the tenant on every message.
+            try:
+                self.tenant = await database_sync_to_async(resolve_tenant)(self.scope["user"], self.tenant.org.slug)
+            except Http404:
+                await self.close(code=CLOSE_NOT_FOUND)
+                return
+            await self.handle(message)
+        except MessageError as exc:
+            await self.send_json({"type": "error", "code": exc.code, "text": exc.text, "request_id": request_id})
+
+    async def handle(self, message: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class PingConsumer(TenantJsonConsumer):
+    """Answers ``ping`` with ``pong`` sent through the channel layer, proving the layer works."""
+
+    async def handle(self, message: dict[str, Any]) -> None:
+        if message["type"] != "ping":
+            raise MessageError("unknown_type", f"Unknown message type {message['type'][:40]!r}.")
+        await self.channel_layer.send(
+            self.channel_name,
+            {"type": "pong.reply", "request_id": message.get("request_id"), "sent": time.time()},
+        )
+
+    async def pong_reply(self, event: dict[str, Any]) -> None:
+        await self.send_json(
+            {
+                "type": "pong",
+                "request_id": event["request_id"],
+                "organization": self.tenant.org.slug,
+                "layer": type(self.channel_layer).__name__,
+            }
+        )
