@@ -50,7 +50,17 @@ class MediaItemAdmin(TenantModelAdmin):
     list_display = ["original_name", "project", "kind", "width", "height", "created_at"]
     list_filter = ["kind", "project"]
     search_fields = ["original_name", "project__name"]
-    fields = ["project", "kind", "original_name", "content_type", "width", "height", "size_bytes", "file", "uploaded_by"]
+    fields = [
+        "project",
+        "kind",
+        "original_name",
+        "content_type",
+        "width",
+        "height",
+        "size_bytes",
+        "file",
+        "uploaded_by",
+    ]
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -22,7 +22,9 @@ class MembershipInline(admin.TabularInline):
 class OrganizationAdmin(TenantModelAdmin):
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name", "slug"]
-    prepopulated_fields = {"slug": ["name"]}
+
+    def get_prepopulated_fields(self, request: HttpRequest, obj: Any = None) -> dict[str, list[str]]:
+        return {"slug": ["name"]} if request.user.is_superuser else {}
 
     def get_inlines(self, request: HttpRequest, obj: Any) -> list:
         return [MembershipInline] if request.user.is_superuser else []

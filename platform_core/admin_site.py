@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
 from platform_core.selectors import organizations_managed_by
@@ -21,7 +22,10 @@ class PlatformAdminSite(admin.AdminSite):
         return user.is_superuser or managed_orgs(request).exists()
 
     def login(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
-        # One sign-in page for the whole platform; managers need no is_staff flag.
+        # One sign-in page for the whole platform; managers need no is_staff flag. A signed-in
+        # member who runs no organisation is refused here: sending them to sign in again would loop.
+        if request.user.is_authenticated:
+            raise PermissionDenied("The admin is for owners and managers of an organisation.")
         return redirect_to_login(request.GET.get("next", self.index_url()))
 
     def index_url(self) -> str:

@@ -59,9 +59,13 @@ class TenantModelAdmin(admin.ModelAdmin):
         return scoped
 
     # --- objects of other organisations ---------------------------------------------------
-    def _get_obj_does_not_exist_redirect(self, request: HttpRequest, opts: Any, object_id: str) -> Any:
-        # Django redirects to the index with "doesn't exist"; a foreign object is a plain 404.
-        raise Http404("No such object.")
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
+        # Django would check permissions first (403) and then redirect to the index with "doesn't
+        # exist"; an object outside the scoped queryset is a plain 404, before anything else.
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404("No such object.")
+        return obj
 
     # --- permissions: by role in an organisation, not by Django model permissions ----------
     def _may_manage(self, request: HttpRequest) -> bool:

@@ -75,5 +75,7 @@ def env_url(
         return ""
     scheme = urlsplit(value).scheme
     if scheme not in schemes:
-        raise ImproperlyConfigured(f"{name} must start with one of {', '.join(s + '://' for s in schemes)}; got {value!r}.")
+        raise ImproperlyConfigured(
+            f"{name} must start with one of {', '.join(s + '://' for s in schemes)}; got {value!r}."
+        )
     return value

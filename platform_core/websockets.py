@@ -59,7 +59,9 @@ class TenantJsonConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         try:
-            self.tenant = await database_sync_to_async(resolve_tenant)(user, self.scope["url_route"]["kwargs"]["org_slug"])
+            self.tenant = await database_sync_to_async(resolve_tenant)(
+                user, self.scope["url_route"]["kwargs"]["org_slug"]
+            )
         except Http404:
             await self.close(code=CLOSE_NOT_FOUND)
             return

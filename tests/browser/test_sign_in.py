@@ -1,0 +1,44 @@
+"""What a person does: sign in, land on the organisation's dashboard, open the project."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.factories import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def sign_in(page: Any, base_url: str, username: str) -> None:
+    page.goto(base_url + "/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_it_signs_an_annotator_in_to_the_dashboard(world: Any, live_server: Any, page: Any) -> None:
+    sign_in(page, live_server.url, "annotator")
+    page.wait_for_url(f"{live_server.url}/o/demo-lab/")
+    assert page.get_by_test_id("current-org").inner_text() == "Demo Lab"
+    projects = page.get_by_test_id("project-list")
+    assert world.demo.project.name in projects.inner_text()
+    assert world.other.project.name not in page.content()
+
+    page.get_by_role("link", name=world.demo.project.name).click()
+    page.wait_for_url(f"{live_server.url}/o/demo-lab/projects/{world.demo.project.pk}/")
+    image = page.locator("#gallery img").first
+    image.wait_for()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+    assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [64, 48]
+    assert page.evaluate("typeof window.htmx") == "object"  # the vendored htmx loaded
+
+
+def test_it_shows_an_outsider_not_found_for_another_organisation(world: Any, live_server: Any, page: Any) -> None:
+    sign_in(page, live_server.url, "outsider")
+    page.wait_for_url(f"{live_server.url}/o/other-lab/")
+    response = page.goto(f"{live_server.url}/o/demo-lab/projects/{world.demo.project.pk}/")
+    assert response.status == 404
+    assert "Not found" in page.inner_text("h1")
+    assert world.demo.project.name not in page.content()

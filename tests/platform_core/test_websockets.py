@@ -1,0 +1,152 @@
+"""The ping websocket through the real ASGI stack (Origin check, session auth, tenant door), over
+the in-memory channel layer and, when REDIS_URL names a server, over Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from platform_core.asgi import application
+from platform_core.models import Membership
+from platform_core.websockets import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED
+
+ORIGIN = b"http://127.0.0.1"
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(params=["memory", "redis"])
+def layer(request: pytest.FixtureRequest, settings: Any) -> str:
+    if request.param == "memory":
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    else:
+        redis_url = os.environ.get("REDIS_URL")
+        if not redis_url:
+            pytest.skip("REDIS_URL is not set: the Redis pass of .ci/run runs this case")
+        settings.CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [redis_url], "prefix": "annotation-tests"},
+            }
+        }
+    return request.param
+
+
+def session_cookie(user: Any) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+def communicator(org_slug: str, *, cookie: bytes | None = None, origin: bytes | None = ORIGIN) -> WebsocketCommunicator:
+    headers = [(b"host", b"127.0.0.1")]
+    if origin is not None:
+        headers.append((b"origin", origin))
+    if cookie is not None:
+        headers.append((b"cookie", cookie))
+    return WebsocketCommunicator(application, f"/ws/o/{org_slug}/ping/", headers=headers)
+
+
+async def test_it_answers_a_ping_through_the_channel_layer(world: Any, layer: str) -> None:
+    cookie = await database_sync_to_async(session_cookie)(world.annotator)
+    ws = communicator(world.demo.org.slug, cookie=cookie)
+    connected, _ = await ws.connect()
+    assert connected
+    await ws.send_json_to({"type": "ping", "request_id": "r-1"})
+    reply = await ws.receive_json_from(timeout=3)
+    expected_layer = "InMemoryChannelLayer" if layer == "memory" else "RedisChannelLayer"
+    assert reply == {"type": "pong", "request_id": "r-1", "organization": "demo-lab", "layer": expected_layer}
+    await ws.disconnect()
+
+
+async def test_it_refuses_an_anonymous_connection(world: Any, layer: str) -> None:
+    ws = communicator(world.demo.org.slug)
+    connected, code = await ws.connect()
+    assert (connected, code) == (False, CLOSE_UNAUTHENTICATED)
+
+
+async def test_it_refuses_a_member_of_another_organisation(world: Any, layer: str) -> None:
+    cookie = await database_sync_to_async(session_cookie)(world.outsider)
+    ws = communicator(world.demo.org.slug, cookie=cookie)
+    connected, code = await ws.connect()
+    assert (connected, code) == (False, CLOSE_NOT_FOUND)
+
+
+@pytest.mark.parametrize("origin", [b"http://evil.example", None], ids=["foreign-origin", "no-origin"])
+async def test_it_refuses_a_foreign_or_missing_origin(world: Any, layer: str, origin: bytes | None) -> None:
+    cookie = await database_sync_to_async(session_cookie)(world.annotator)
+    ws = communicator(world.demo.org.slug, cookie=cookie, origin=origin)
+    connected, _ = await ws.connect()
+    assert not connected
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("{not json", "bad_json"),
+        ("[1, 2]", "bad_message"),
+        ('{"request_id": "x"}', "bad_message"),
+        ('{"type": "ping", "request_id": {"nested": 1}}', "bad_message"),
+        ('{"type": "launch", "request_id": "r-9"}', "unknown_type"),
+        ('{"type": "ping", "pad": "' + "x" * 70_000 + '"}', "too_large"),
+    ],
+    ids=["bad-json", "not-an-object", "no-type", "bad-request-id", "unknown-type", "too-large"],
+)
+async def test_it_answers_malformed_messages_with_an_error_and_stays_open(
+    world: Any, layer: str, raw: str, code: str
+) -> None:
+    cookie = await database_sync_to_async(session_cookie)(world.annotator)
+    ws = communicator(world.demo.org.slug, cookie=cookie)
+    assert (await ws.connect())[0]
+    await ws.send_to(text_data=raw)
+    reply = json.loads(await ws.receive_from(timeout=3))
+    assert reply["type"] == "error"
+    assert reply["code"] == code
+    assert reply["text"]
+    if code == "unknown_type":
+        assert reply["request_id"] == "r-9"
+    # The socket is still usable.
+    await ws.send_json_to({"type": "ping", "request_id": 2})
+    assert (await ws.receive_json_from(timeout=3))["request_id"] == 2
+    await ws.disconnect()
+
+
+async def test_it_refuses_binary_frames(world: Any, layer: str) -> None:
+    cookie = await database_sync_to_async(session_cookie)(world.annotator)
+    ws = communicator(world.demo.org.slug, cookie=cookie)
+    assert (await ws.connect())[0]
+    await ws.send_to(bytes_data=b"\x00\x01")
+    reply = await ws.receive_json_from(timeout=3)
+    assert (reply["type"], reply["code"]) == ("error", "bad_message")
+    await ws.disconnect()
+
+
+async def test_it_limits_the_message_rate(world: Any, layer: str) -> None:
+    cookie = await database_sync_to_async(session_cookie)(world.annotator)
+    ws = communicator(world.demo.org.slug, cookie=cookie)
+    assert (await ws.connect())[0]
+    for i in range(60):
+        await ws.send_json_to({"type": "ping", "request_id": i})
+    replies = [await ws.receive_json_from(timeout=3) for _ in range(60)]
+    limited = [r for r in replies if r["type"] == "error" and r["code"] == "rate_limited"]
+    answered = [r for r in replies if r["type"] == "pong"]
+    assert limited, "60 messages at once must exceed the burst of 40"
+    assert len(answered) + len(limited) == 60
+    assert len(answered) >= 40
+    await ws.disconnect()
+
+
+async def test_it_closes_the_socket_when_membership_is_revoked(world: Any, layer: str) -> None:
+    cookie = await database_sync_to_async(session_cookie)(world.annotator)
+    ws = communicator(world.demo.org.slug, cookie=cookie)
+    assert (await ws.connect())[0]
+    await database_sync_to_async(Membership.objects.filter(user=world.annotator).delete)()
+    await ws.send_json_to({"type": "ping", "request_id": "after"})
+    output = await ws.receive_output(timeout=3)
+    assert output == {"type": "websocket.close", "code": CLOSE_NOT_FOUND}
