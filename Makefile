@@ -58,7 +58,7 @@ pytest: venv chromium
 test: lint pytest
 
 bench: venv
-	$(BIN)/python bench/run_all.py
+	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) var

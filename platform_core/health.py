@@ -70,7 +70,9 @@ async def healthz(request: HttpRequest) -> JsonResponse:
     checks = {
         "database": await _timed(sync_to_async(_check_database)),
         "channel_layer": await _timed(_check_channel_layer),
-        "storage": await _timed(sync_to_async(_check_storage)),
+        # Not thread-sensitive: a hanging storage endpoint must not hold the thread that serves
+        # every other synchronous view of this process.
+        "storage": await _timed(sync_to_async(_check_storage, thread_sensitive=False)),
     }
     failing = [name for name, result in checks.items() if not result["ok"]]
     body = {

@@ -13,6 +13,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from platform_core.env import env_bool, env_int, env_list, env_str, env_url
+from platform_core.storage import s3_storage
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -128,19 +129,15 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 S3_BUCKET = env_str("S3_BUCKET")
 if S3_BUCKET:
-    _s3_options = {
-        "bucket_name": S3_BUCKET,
-        "endpoint_url": env_url("S3_ENDPOINT_URL", schemes=("http", "https")) or None,
-        "region_name": env_str("S3_REGION") or None,
-        "access_key": env_str("S3_ACCESS_KEY_ID") or None,
-        "secret_key": env_str("S3_SECRET_ACCESS_KEY") or None,
-        "location": env_str("S3_PREFIX"),
-        "file_overwrite": False,
-        "querystring_auth": True,
-        "querystring_expire": env_int("S3_URL_EXPIRE_SECONDS", 3600, minimum=60),
-        "default_acl": None,
-    }
-    DEFAULT_STORAGE = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": _s3_options}
+    DEFAULT_STORAGE = s3_storage(
+        bucket=S3_BUCKET,
+        endpoint_url=env_url("S3_ENDPOINT_URL", schemes=("http", "https")) or None,
+        region=env_str("S3_REGION") or None,
+        access_key=env_str("S3_ACCESS_KEY_ID") or None,
+        secret_key=env_str("S3_SECRET_ACCESS_KEY") or None,
+        prefix=env_str("S3_PREFIX"),
+        url_expire_seconds=env_int("S3_URL_EXPIRE_SECONDS", 3600, minimum=60),
+    )
 else:
     DEFAULT_STORAGE = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 from pytest_django import Settings
 
 from annotation.models import MediaItem
@@ -21,10 +23,23 @@ from tests.factories import png_bytes
 ORIENTATION = 0x0112
 
 
+def noise(width: int, height: int) -> Image.Image:
+    # Pixel data that does not compress away, so cutting a file in half cuts the pixel data.
+    return Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
+
+
 def noisy_png(width: int = 128, height: int = 96) -> bytes:
-    """A PNG whose pixel data does not compress away, so cutting it in half cuts the pixel data."""
+    """Not what Pillow would write by default (fast compression, a text chunk): re-encoding changes the bytes."""
+    info = PngInfo()
+    info.add_text("Comment", "uploaded as is")
     buffer = io.BytesIO()
-    Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(buffer, format="PNG")
+    noise(width, height).save(buffer, format="PNG", compress_level=1, pnginfo=info)
+    return buffer.getvalue()
+
+
+def noisy_jpeg(width: int = 128, height: int = 96) -> bytes:
+    buffer = io.BytesIO()
+    noise(width, height).save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
 
 
@@ -79,8 +94,9 @@ def test_it_refuses_bytes_that_are_not_an_image(world: World) -> None:
     assert_refused(world, b"hello", "not_an_image")
 
 
-def test_it_refuses_a_truncated_png(world: World) -> None:
-    data = noisy_png()
+@pytest.mark.parametrize("make", [noisy_png, noisy_jpeg], ids=["png", "jpeg"])
+def test_it_refuses_a_truncated_image(world: World, make: Callable[[], bytes]) -> None:
+    data = make()
     assert_refused(world, data[: len(data) // 2], "damaged")
 
 
@@ -91,6 +107,19 @@ def test_it_refuses_a_gif(world: World) -> None:
 def test_it_refuses_an_image_over_the_pixel_limit(world: World, settings: Settings) -> None:
     settings.MAX_IMAGE_PIXELS = 20 * 20 - 1
     assert_refused(world, png_bytes(20, 20), "too_many_pixels")
+
+
+def test_it_refuses_a_decompression_bomb_before_decoding_it(world: World, settings: Settings) -> None:
+    # Far past the limit, Pillow itself refuses while opening: still the same clear error.
+    from PIL import Image
+
+    original = Image.MAX_IMAGE_PIXELS
+    assert original == settings.MAX_IMAGE_PIXELS  # the annotation app ties Pillow's limit to the setting
+    settings.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS = 20 * 20
+    try:
+        assert_refused(world, png_bytes(100, 100), "too_many_pixels")
+    finally:
+        Image.MAX_IMAGE_PIXELS = original
 
 
 def test_it_accepts_an_image_exactly_at_the_pixel_limit(world: World, settings: Settings) -> None:

@@ -21,6 +21,7 @@ from storages.backends.s3 import S3Storage
 
 from annotation.models import MediaItem
 from annotation.services import media_create_image
+from platform_core.storage import s3_storage
 from tests.conftest import World
 from tests.factories import png_bytes
 
@@ -53,22 +54,14 @@ def s3_endpoint() -> Iterator[S3Endpoint]:
 
 
 def s3_storages(endpoint: S3Endpoint, settings: Settings, bucket: str) -> dict[str, Any]:
-    return {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": bucket,
-                "endpoint_url": endpoint.url,
-                "region_name": REGION,
-                "access_key": KEYS["aws_access_key_id"],
-                "secret_key": KEYS["aws_secret_access_key"],
-                "file_overwrite": False,
-                "querystring_auth": True,
-                "default_acl": None,
-            },
-        },
-    }
+    default = s3_storage(
+        bucket=bucket,
+        endpoint_url=endpoint.url,
+        region=REGION,
+        access_key=KEYS["aws_access_key_id"],
+        secret_key=KEYS["aws_secret_access_key"],
+    )
+    return {**settings.STORAGES, "default": default}
 
 
 @pytest.fixture
@@ -113,18 +106,22 @@ def test_it_redirects_a_member_to_a_working_presigned_url(world: World, s3_media
     assert response.status_code == 302
     location = urlsplit(response["Location"])
     assert (location.scheme, location.hostname, location.port) == ("http", s3_media.host, s3_media.port)
-    # Signed and expiring: SigV4 names the parameters X-Amz-*, SigV2 (botocore's presign default here) does not.
-    params = set(parse_qs(location.query))
-    assert params & {"X-Amz-Signature", "Signature"}
-    assert params & {"X-Amz-Expires", "Expires"}
+    # Signed with SigV4 (X-Amz-*) and expiring; SigV2 (botocore's presign default here) is refused by new buckets.
+    params = parse_qs(location.query)
+    assert params["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+    assert "X-Amz-Signature" in params
+    assert params["X-Amz-Expires"] == ["3600"]
     with urllib.request.urlopen(response["Location"], timeout=10) as fetched:  # noqa: S310 - loopback http
         assert fetched.status == 200
         assert fetched.read() == data
 
 
-def test_it_gives_an_outsider_a_404_and_no_redirect(world: World, s3_media: S3Endpoint) -> None:
+@pytest.mark.parametrize("through", ["demo", "other"])
+def test_it_gives_an_outsider_a_404_and_no_redirect(world: World, s3_media: S3Endpoint, through: str) -> None:
+    # Through the demo organisation (not a member) and through the outsider's own organisation.
     item = media_create_image(project=world.demo.project, name="photo.png", data=png_bytes())
-    url = reverse("media_file", kwargs={"org_slug": world.demo.org.slug, "media_id": item.pk})
+    org = getattr(world, through).org
+    url = reverse("media_file", kwargs={"org_slug": org.slug, "media_id": item.pk})
     client = Client()
     client.force_login(world.outsider)
     response = client.get(url)
