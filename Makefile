@@ -20,13 +20,13 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required; set PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
+	$(PIP) install -qq --upgrade pip
 	# 1. torch + torchvision first (also brings the setuptools sam2's build needs)
-	$(PIP) install --quiet $(TORCH_PINS)
+	$(PIP) install -qq $(TORCH_PINS)
 	# 2. sam2 is a source package: build it against that torch, without its optional CUDA extension
-	SAM2_BUILD_CUDA=0 $(PIP) install --quiet --no-build-isolation $(SAM2_PIN)
+	SAM2_BUILD_CUDA=0 $(PIP) install -qq --no-build-isolation $(SAM2_PIN)
 	# 3. everything else
-	$(PIP) install --quiet -r requirements.txt
+	$(PIP) install -qq -r requirements.txt
 	touch $@
 
 migrate: venv
