@@ -33,7 +33,9 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SECRET_KEY", "DJANGO_SETTINGS_MODULE"}}
     # The embedded database always (the demo must not write into a shared server database); the
     # Redis channel layer when the run names one, so the services pass crosses Redis too.
-    env.update(DEBUG="1", DATA_DIR=str(tmp_path_factory.mktemp("demo-data")), LOG_LEVEL="WARNING")
+    # A data folder that does not exist yet, as on a fresh checkout.
+    data_dir = tmp_path_factory.mktemp("demo") / "var"
+    env.update(DEBUG="1", DATA_DIR=str(data_dir), LOG_LEVEL="WARNING")
     manage = [sys.executable, "manage.py"]
     for command in (["migrate", "--noinput"], ["demo"]):
         subprocess.run(manage + command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
