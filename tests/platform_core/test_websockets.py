@@ -76,6 +76,7 @@ async def test_it_refuses_a_member_of_another_organisation(world: Any, layer: st
     ws = communicator(world.demo.org.slug, cookie=cookie)
     connected, code = await ws.connect()
     assert (connected, code) == (False, CLOSE_NOT_FOUND)
+    await ws.disconnect()  # lets the application finish before the test database goes away
 
 
 @pytest.mark.parametrize("origin", [b"http://evil.example", None], ids=["foreign-origin", "no-origin"])
@@ -150,3 +151,4 @@ async def test_it_closes_the_socket_when_membership_is_revoked(world: Any, layer
     await ws.send_json_to({"type": "ping", "request_id": "after"})
     output = await ws.receive_output(timeout=3)
     assert output == {"type": "websocket.close", "code": CLOSE_NOT_FOUND}
+    await ws.disconnect()
