@@ -7,10 +7,10 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from annotation.models import Label, MediaItem, Project
-from platform_core.admin_tenancy import TenantModelAdmin
+from platform_core.admin_tenancy import TenantModelAdmin, TenantTabularInline
 
 
-class LabelInline(admin.TabularInline):
+class LabelInline(TenantTabularInline):
     model = Label
     extra = 0
     fields = ["name", "color", "kind", "order"]

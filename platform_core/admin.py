@@ -6,7 +6,8 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from platform_core.admin_tenancy import TenantModelAdmin
-from platform_core.models import Membership, Organization
+from platform_core.models import Membership, Organization, Role
+from platform_core.permissions import grantable_roles, may_change_membership
 
 
 class MembershipInline(admin.TabularInline):
@@ -50,5 +51,29 @@ class MembershipAdmin(TenantModelAdmin):
         # Adding a member means choosing among all users: superusers only until invitations exist.
         return request.user.is_superuser
 
+    def has_change_permission(self, request: HttpRequest, obj: Membership | None = None) -> bool:
+        if not super().has_change_permission(request, obj):
+            return False
+        return obj is None or may_change_membership(request.user, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Membership | None = None) -> bool:
+        if not super().has_delete_permission(request, obj):
+            return False
+        return obj is None or may_change_membership(request.user, obj)
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        # Bulk deletion checks no per-row rule: memberships are removed one by one.
+        actions = super().get_actions(request)
+        if not request.user.is_superuser:
+            actions.pop("delete_selected", None)
+        return actions
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [] if request.user.is_superuser else ["user", "organization"]
+
+    def get_form(self, request: HttpRequest, obj: Membership | None = None, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, **kwargs)
+        if obj is not None and not request.user.is_superuser and "role" in form.base_fields:
+            allowed = set(grantable_roles(request.user, obj.organization))
+            form.base_fields["role"].choices = [(value, label) for value, label in Role.choices if value in allowed]
+        return form

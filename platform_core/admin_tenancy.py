@@ -17,14 +17,32 @@ def _is_tenant_model(model: type[models.Model]) -> bool:
     return bool(getattr(model, "tenant_path", None))
 
 
-class TenantModelAdmin(admin.ModelAdmin):
-    def get_queryset(self, request: HttpRequest) -> models.QuerySet:
-        queryset = super().get_queryset(request)
-        if request.user.is_superuser:
-            return queryset
-        return queryset.for_orgs(managed_orgs(request))
+def _tenant_field(model: type[models.Model]) -> str | None:
+    """The model's own field on its tenant path ("organization", "project"), if it has one."""
+    path = getattr(model, "tenant_path", "")
+    first = path.split("__")[0]
+    return None if first in ("", "pk", "id") else first
 
-    # --- choices in forms and autocompletes -----------------------------------------------
+
+class TenantPermissionsMixin:
+    """Role-based permissions (owner / manager of some organisation) instead of Django's model
+    permissions, which managers do not hold; and related choices scoped to their organisations."""
+
+    def _may_manage(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser or managed_orgs(request).exists()
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_manage(request)
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return self._may_manage(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_manage(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_manage(request)
+
     def _scope_related(self, request: HttpRequest, db_field: Any, kwargs: dict[str, Any]) -> None:
         if request.user.is_superuser:
             return
@@ -44,6 +62,21 @@ class TenantModelAdmin(admin.ModelAdmin):
     def formfield_for_manytomany(self, db_field: ManyToManyField, request: HttpRequest, **kwargs: Any) -> Any:
         self._scope_related(request, db_field, kwargs)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+class TenantTabularInline(TenantPermissionsMixin, admin.TabularInline):
+    pass
+
+
+class TenantModelAdmin(TenantPermissionsMixin, admin.ModelAdmin):
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._may_manage(request)
+
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet:
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.for_orgs(managed_orgs(request))
 
     # --- list filters ---------------------------------------------------------------------
     def get_list_filter(self, request: HttpRequest) -> Any:
@@ -67,21 +100,11 @@ class TenantModelAdmin(admin.ModelAdmin):
             raise Http404("No such object.")
         return obj
 
-    # --- permissions: by role in an organisation, not by Django model permissions ----------
-    def _may_manage(self, request: HttpRequest) -> bool:
-        return request.user.is_superuser or managed_orgs(request).exists()
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return self._may_manage(request)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._may_manage(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return self._may_manage(request)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._may_manage(request)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._may_manage(request)
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = list(super().get_readonly_fields(request, obj))
+        field = _tenant_field(self.model)
+        if obj is not None and field and not request.user.is_superuser and field not in readonly:
+            # Moving an object to another organisation or project would carry its files, storage
+            # keys and history across tenants: only a superuser may.
+            readonly.append(field)
+        return readonly

@@ -13,7 +13,7 @@ from django.urls import reverse
 from annotation.models import Label, MediaItem, Project
 from platform_core.admin_tenancy import TenantModelAdmin
 from platform_core.models import Membership, Organization
-from tests.factories import LabelFactory, ProjectFactory
+from tests.factories import LabelFactory, MembershipFactory, ProjectFactory
 
 # For each tenant model in the admin, the Demo Lab and Other Lab object of the world fixture.
 OBJECTS = {
@@ -146,3 +146,105 @@ def test_it_lets_a_superuser_see_every_organisation(world: Any, django_user_mode
     client.force_login(root)
     response = client.get(reverse("admin:annotation_project_changelist"))
     assert set(response.context["cl"].result_list) == {world.demo.project, world.other.project}
+
+
+def membership_change(client: Client, membership: Membership, role: str) -> int:
+    url = admin_url(membership, "change")
+    return client.post(url, {"role": role}).status_code
+
+
+def test_it_does_not_let_a_manager_promote_themselves(world: Any, manager_client: Client) -> None:
+    own = Membership.objects.get(user=world.manager)
+    assert manager_client.get(admin_url(own, "change")).context["has_change_permission"] is False
+    membership_change(manager_client, own, "owner")
+    own.refresh_from_db()
+    assert own.role == "manager"
+
+
+def test_it_does_not_let_a_manager_demote_or_remove_the_owner(world: Any, manager_client: Client) -> None:
+    owner = Membership.objects.get(user=world.owner)
+    membership_change(manager_client, owner, "annotator")
+    assert manager_client.post(admin_url(owner, "delete"), {"post": "yes"}).status_code == 403
+    owner.refresh_from_db()
+    assert owner.role == "owner"
+
+
+def test_it_lets_a_manager_grant_only_roles_below_their_own(world: Any, manager_client: Client) -> None:
+    annotator = Membership.objects.get(user=world.annotator)
+    form = manager_client.get(admin_url(annotator, "change")).context["adminform"].form
+    assert [value for value, _ in form.fields["role"].choices] == ["reviewer", "annotator"]
+    assert membership_change(manager_client, annotator, "reviewer") == 302
+    annotator.refresh_from_db()
+    assert annotator.role == "reviewer"
+    assert membership_change(manager_client, annotator, "owner") == 200  # refused with a form error
+    annotator.refresh_from_db()
+    assert annotator.role == "reviewer"
+
+
+def test_it_lets_an_owner_appoint_a_manager_but_not_change_themselves(world: Any) -> None:
+    client = Client()
+    client.force_login(world.owner)
+    reviewer = Membership.objects.get(user=world.reviewer)
+    assert membership_change(client, reviewer, "manager") == 302
+    reviewer.refresh_from_db()
+    assert reviewer.role == "manager"
+    own = Membership.objects.get(user=world.owner)
+    membership_change(client, own, "annotator")
+    own.refresh_from_db()
+    assert own.role == "owner"
+
+
+def test_it_offers_no_bulk_deletion_of_memberships(world: Any, manager_client: Client) -> None:
+    owner = Membership.objects.get(user=world.owner)
+    response = manager_client.post(
+        reverse("admin:platform_core_membership_changelist"),
+        {"action": "delete_selected", "_selected_action": [owner.pk], "post": "yes"},
+    )
+    action_form = response.context["action_form"]  # None when no action is left at all
+    assert action_form is None or "delete_selected" not in dict(action_form.fields["action"].choices)
+    assert Membership.objects.filter(pk=owner.pk).exists()
+
+
+def test_it_does_not_move_a_project_between_organisations(world: Any) -> None:
+    # A manager of both organisations still cannot carry a project (and its files) across.
+    MembershipFactory(user=world.manager, organization=world.other.org, role="manager")
+    client = Client()
+    client.force_login(world.manager)
+    url = admin_url(world.demo.project, "change")
+    form = client.get(url).context["adminform"].form
+    assert "organization" not in form.fields
+    client.post(
+        url,
+        {
+            "organization": world.other.org.pk,
+            "name": world.demo.project.name,
+            "description": "",
+            "labels-TOTAL_FORMS": 0,
+            "labels-INITIAL_FORMS": 0,
+        },
+    )
+    world.demo.project.refresh_from_db()
+    assert world.demo.project.organization == world.demo.org
+
+
+def test_it_shows_the_label_inline_to_a_manager(world: Any, manager_client: Client) -> None:
+    response = manager_client.get(admin_url(world.demo.project, "change"))
+    formsets = response.context["inline_admin_formsets"]
+    assert [f.formset.prefix for f in formsets] == ["labels"]
+    assert [form.instance for form in formsets[0].formset.forms] == [world.demo.label]
+
+
+@pytest.mark.parametrize("view", ["add", "change"])
+def test_it_refuses_non_tenant_admin_forms_to_managers(world: Any, manager_client: Client, view: str) -> None:
+    for model, model_admin in admin.site._registry.items():
+        if isinstance(model_admin, TenantModelAdmin):
+            continue
+        opts = model._meta
+        if view == "add":
+            url = reverse(f"admin:{opts.app_label}_{opts.model_name}_add")
+        else:
+            obj = model._default_manager.first()
+            if obj is None:
+                continue
+            url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+        assert manager_client.get(url).status_code in (403, 404), url
