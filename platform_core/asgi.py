@@ -1,4 +1,4 @@
-"""ASGI entry point: Django over HTTP, Channels over websockets (session auth, Origin checked)."""
+"""ASGI entry point: Django over HTTP, Channels over websockets (same-origin check, session auth)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ django_asgi_app = get_asgi_application()  # sets Django up before the consumers 
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from platform_core.routing import websocket_urlpatterns  # noqa: E402
+from platform_core.ws_origin import SameOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -11,6 +11,7 @@ import json
 import time
 from typing import Any
 
+from channels.auth import get_user
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -71,12 +72,13 @@ class TenantJsonConsumer(AsyncJsonWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         request_id = None
         try:
+            # Every frame costs a token, whatever it holds: floods of bad frames are limited too.
+            if not self.limiter.allow():
+                raise MessageError("rate_limited", "Too many messages; slow down.")
             if text_data is None:
                 raise MessageError("bad_message", "Send JSON text messages, not binary frames.")
             if len(text_data.encode()) > settings.WS_MAX_MESSAGE_BYTES:
                 raise MessageError("too_large", f"Messages are limited to {settings.WS_MAX_MESSAGE_BYTES} bytes.")
-            if not self.limiter.allow():
-                raise MessageError("rate_limited", "Too many messages; slow down.")
             try:
                 message = json.loads(text_data)
             except ValueError:
@@ -87,7 +89,11 @@ class TenantJsonConsumer(AsyncJsonWebsocketConsumer):
             if request_id is not None and (not isinstance(request_id, str | int) or len(str(request_id)) > 64):
                 request_id = None
                 raise MessageError("bad_message", "request_id must be a string or number of at most 64 characters.")
-            # Membership can be revoked while a socket is open: check the tenant on every message.
+            # Sign-out, deactivation, a password change or a revoked membership can happen while a
+            # socket is open: check session, user and tenant again on every message.
+            if not await self.still_signed_in():
+                await self.close(code=CLOSE_UNAUTHENTICATED)
+                return
             try:
                 self.tenant = await database_sync_to_async(resolve_tenant)(self.scope["user"], self.tenant.org.slug)
             except Http404:
@@ -96,6 +102,18 @@ class TenantJsonConsumer(AsyncJsonWebsocketConsumer):
             await self.handle(message)
         except MessageError as exc:
             await self.send_json({"type": "error", "code": exc.code, "text": exc.text, "request_id": request_id})
+
+    async def still_signed_in(self) -> bool:
+        session = self.scope["session"]
+        if not session.session_key or not await database_sync_to_async(session.exists)(session.session_key):
+            return False
+        # get_user re-reads the user (inactive users are refused by the auth backend) and checks the
+        # session's password hash, as Django's own middleware does on every request.
+        user = await get_user(self.scope)
+        if not user.is_authenticated or user.pk != self.scope["user"].pk:
+            return False
+        self.scope["user"] = user
+        return True
 
     async def handle(self, message: dict[str, Any]) -> None:
         raise NotImplementedError

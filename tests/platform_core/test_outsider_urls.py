@@ -16,6 +16,8 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from platform_core.routing import websocket_urlpatterns
+
 SNAPSHOT = Path(__file__).with_name("url_snapshot.txt")
 METHODS = ["get", "post", "put", "patch", "delete"]
 TENANT_MARK = "<slug:org_slug>"
@@ -45,8 +47,15 @@ def all_urls() -> list[tuple[str, str | None]]:
     return list(walk(get_resolver().url_patterns))
 
 
+def websocket_urls() -> list[tuple[str, str | None]]:
+    return list(walk(websocket_urlpatterns))
+
+
 def snapshot_lines() -> list[str]:
-    return sorted(f"{route}  [{name}]" for route, name in all_urls())
+    return sorted(
+        [f"{route}  [{name}]" for route, name in all_urls()]
+        + [f"websocket {route}  [{name}]" for route, name in websocket_urls()]
+    )
 
 
 def tenant_urls() -> list[tuple[str, str]]:
@@ -104,7 +113,7 @@ def test_it_answers_404_to_a_member_of_another_organisation(world: Any, route: s
     member.force_login(world.owner)
     member_status = member.get(demo_url).status_code
     # The URL really points at Demo Lab's objects: a member reaches it (or is told the method is wrong).
-    assert member_status in (200, 302, 405), f"member GET {demo_url} -> {member_status}"
+    assert member_status in (200, 405), f"member GET {demo_url} -> {member_status}"
 
     outsider = Client()
     outsider.force_login(world.outsider)
@@ -112,15 +121,29 @@ def test_it_answers_404_to_a_member_of_another_organisation(world: Any, route: s
         response = getattr(outsider, method)(demo_url)
         assert response.status_code == 404, f"outsider {method.upper()} {demo_url} -> {response.status_code}"
 
-    # Own organisation in the URL, Demo Lab's object ids after it: still nothing.
-    if any(f":{kwarg}>" in route for kwarg in OBJECT_KWARGS):
-        mixed_url = reverse(name, kwargs=_kwargs(route, world.demo, world.other.org.slug))
+    # Own organisation in the URL, and any non-empty set of the object ids taken from Demo Lab (the
+    # rest the outsider's own): still nothing, whichever lookup comes first.
+    for mixed_url in _mixed_urls(route, name, world):
         for method in METHODS:
-            own_member_status = getattr(member, method)(demo_url).status_code
-            if own_member_status == 405:
+            if getattr(member, method)(demo_url).status_code == 405:
                 continue  # refused before any lookup, for members too: reveals nothing
             response = getattr(outsider, method)(mixed_url)
             assert response.status_code == 404, f"outsider {method.upper()} {mixed_url} -> {response.status_code}"
+
+
+def _mixed_urls(route: str, name: str, world: Any) -> list[str]:
+    import itertools
+
+    kwargs_in_route = [kwarg for kwarg in OBJECT_KWARGS if f":{kwarg}>" in route]
+    urls = []
+    for count in range(1, len(kwargs_in_route) + 1):
+        for foreign in itertools.combinations(kwargs_in_route, count):
+            kwargs: dict[str, Any] = {"org_slug": world.other.org.slug}
+            for kwarg in kwargs_in_route:
+                side = world.demo if kwarg in foreign else world.other
+                kwargs[kwarg] = OBJECT_KWARGS[kwarg](side)
+            urls.append(reverse(name, kwargs=kwargs))
+    return urls
 
 
 @pytest.mark.parametrize(("route", "name"), tenant_urls(), ids=[name for _, name in tenant_urls()])
@@ -134,3 +157,37 @@ def test_it_asks_an_anonymous_user_to_sign_in(world: Any, route: str, name: str)
         else:
             assert response.status_code == 302, f"anonymous {method.upper()} {url} -> {response.status_code}"
             assert response["Location"].startswith(reverse("login") + "?next="), response["Location"]
+
+
+def tenant_websocket_urls() -> list[tuple[str, str | None]]:
+    return [(route, name) for route, name in websocket_urls() if TENANT_MARK in route]
+
+
+def test_it_has_tenant_websockets_to_walk() -> None:
+    assert {name for _, name in tenant_websocket_urls()} >= {"ws_ping"}
+    assert all(TENANT_MARK in route for route, _ in websocket_urls()), "every websocket is a tenant websocket"
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("route", "name"), tenant_websocket_urls(), ids=[n for _, n in tenant_websocket_urls()])
+async def test_it_refuses_websockets_to_outsiders_and_anonymous_users(world: Any, route: str, name: str) -> None:
+    from channels.db import database_sync_to_async
+
+    from platform_core.websockets import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED
+    from tests.platform_core.test_websockets import communicator, session_cookie
+
+    _assert_all_kwargs_known(route)
+    path = "/" + route.replace(TENANT_MARK, world.demo.org.slug)
+    assert "<" not in path, f"{route}: fill its object kwargs here"
+
+    member_cookie = await database_sync_to_async(session_cookie)(world.annotator)
+    member = communicator("", cookie=member_cookie, path=path)
+    assert (await member.connect())[0]
+    await member.disconnect()
+
+    outsider_cookie = await database_sync_to_async(session_cookie)(world.outsider)
+    for cookie, code in [(outsider_cookie, CLOSE_NOT_FOUND), (None, CLOSE_UNAUTHENTICATED)]:
+        ws = communicator("", cookie=cookie, path=path)
+        assert await ws.connect() == (False, code)
+        await ws.disconnect()

@@ -44,13 +44,15 @@ def session_cookie(user: Any) -> bytes:
     return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
-def communicator(org_slug: str, *, cookie: bytes | None = None, origin: bytes | None = ORIGIN) -> WebsocketCommunicator:
+def communicator(
+    org_slug: str, *, cookie: bytes | None = None, origin: bytes | None = ORIGIN, path: str | None = None
+) -> WebsocketCommunicator:
     headers = [(b"host", b"127.0.0.1")]
     if origin is not None:
         headers.append((b"origin", origin))
     if cookie is not None:
         headers.append((b"cookie", cookie))
-    return WebsocketCommunicator(application, f"/ws/o/{org_slug}/ping/", headers=headers)
+    return WebsocketCommunicator(application, path or f"/ws/o/{org_slug}/ping/", headers=headers)
 
 
 async def test_it_answers_a_ping_through_the_channel_layer(world: Any, layer: str) -> None:
@@ -79,7 +81,11 @@ async def test_it_refuses_a_member_of_another_organisation(world: Any, layer: st
     await ws.disconnect()  # lets the application finish before the test database goes away
 
 
-@pytest.mark.parametrize("origin", [b"http://evil.example", None], ids=["foreign-origin", "no-origin"])
+@pytest.mark.parametrize(
+    "origin",
+    [b"http://evil.example", b"http://127.0.0.1:6666", b"file://127.0.0.1", b"null", None],
+    ids=["foreign-host", "other-port", "other-scheme", "opaque", "no-origin"],
+)
 async def test_it_refuses_a_foreign_or_missing_origin(world: Any, layer: str, origin: bytes | None) -> None:
     cookie = await database_sync_to_async(session_cookie)(world.annotator)
     ws = communicator(world.demo.org.slug, cookie=cookie, origin=origin)
@@ -118,6 +124,21 @@ async def test_it_answers_malformed_messages_with_an_error_and_stays_open(
     await ws.disconnect()
 
 
+async def test_it_accepts_the_https_origin_of_a_tls_proxy(world: Any, layer: str) -> None:
+    cookie = await database_sync_to_async(session_cookie)(world.annotator)
+    ws = communicator(world.demo.org.slug, cookie=cookie, origin=b"https://127.0.0.1")
+    assert (await ws.connect())[0]
+    await ws.disconnect()
+
+
+async def test_it_accepts_a_trusted_origin(world: Any, layer: str, settings: Any) -> None:
+    settings.CSRF_TRUSTED_ORIGINS = ["https://studio.example.org"]
+    cookie = await database_sync_to_async(session_cookie)(world.annotator)
+    ws = communicator(world.demo.org.slug, cookie=cookie, origin=b"https://studio.example.org")
+    assert (await ws.connect())[0]
+    await ws.disconnect()
+
+
 async def test_it_refuses_binary_frames(world: Any, layer: str) -> None:
     cookie = await database_sync_to_async(session_cookie)(world.annotator)
     ws = communicator(world.demo.org.slug, cookie=cookie)
@@ -140,6 +161,40 @@ async def test_it_limits_the_message_rate(world: Any, layer: str) -> None:
     assert limited, "60 messages at once must exceed the burst of 40"
     assert len(answered) + len(limited) == 60
     assert len(answered) >= 40
+    await ws.disconnect()
+
+
+async def test_it_limits_oversized_frames_too(world: Any, layer: str) -> None:
+    cookie = await database_sync_to_async(session_cookie)(world.annotator)
+    ws = communicator(world.demo.org.slug, cookie=cookie)
+    assert (await ws.connect())[0]
+    for _ in range(60):
+        await ws.send_to(text_data="x" * 70_000)
+    codes = [(await ws.receive_json_from(timeout=3))["code"] for _ in range(60)]
+    assert set(codes) == {"too_large", "rate_limited"}
+    await ws.disconnect()
+
+
+async def test_it_closes_the_socket_after_sign_out(world: Any, layer: str) -> None:
+    from django.contrib.sessions.models import Session
+
+    cookie = await database_sync_to_async(session_cookie)(world.annotator)
+    ws = communicator(world.demo.org.slug, cookie=cookie)
+    assert (await ws.connect())[0]
+    await database_sync_to_async(Session.objects.all().delete)()
+    await ws.send_json_to({"type": "ping", "request_id": "after"})
+    assert await ws.receive_output(timeout=3) == {"type": "websocket.close", "code": CLOSE_UNAUTHENTICATED}
+    await ws.disconnect()
+
+
+async def test_it_closes_the_socket_of_a_deactivated_user(world: Any, layer: str) -> None:
+    cookie = await database_sync_to_async(session_cookie)(world.annotator)
+    ws = communicator(world.demo.org.slug, cookie=cookie)
+    assert (await ws.connect())[0]
+    world.annotator.is_active = False
+    await database_sync_to_async(world.annotator.save)(update_fields=["is_active"])
+    await ws.send_json_to({"type": "ping", "request_id": "after"})
+    assert await ws.receive_output(timeout=3) == {"type": "websocket.close", "code": CLOSE_UNAUTHENTICATED}
     await ws.disconnect()
 
 
