@@ -171,3 +171,63 @@ def test_it_names_the_stored_file_by_tenant_and_not_by_the_upload_name(world: Wo
     assert "secret" not in item.file.name.lower()
     assert item.original_name == "Holiday Secret Name.PNG"
     assert item.file.name in stored_files()
+
+
+def sideways(fmt: str, **save: object) -> bytes:
+    """40×20 as encoded with orientation 6: left half red, right half blue."""
+    image = Image.new("RGB", (40, 20), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, 20, 20))
+    buffer = io.BytesIO()
+    if fmt == "TIFF":
+        image.save(buffer, format="TIFF", tiffinfo={ORIENTATION: 6}, **save)
+    else:
+        exif = Image.Exif()
+        exif[ORIENTATION] = 6
+        image.save(buffer, format=fmt, exif=exif.tobytes(), **save)
+    return buffer.getvalue()
+
+
+def test_it_stores_an_exif_rotated_tiff_upright_without_the_tag(world: World) -> None:
+    item = media_create_image(project=world.demo.project, name="scan.tif", data=sideways("TIFF"))
+    assert (item.width, item.height) == (20, 40)
+    with Image.open(io.BytesIO(read_stored(item))) as stored:
+        assert stored.size == (20, 40)
+        assert ORIENTATION not in stored.getexif()
+        red, _, blue = stored.convert("RGB").getpixel((10, 5))
+        assert red > 200 and blue < 60  # turned once, not twice
+
+
+def mpo_bytes() -> bytes:
+    buffer = io.BytesIO()
+    first = Image.new("RGB", (30, 10), (255, 0, 0))
+    first.save(buffer, format="MPO", save_all=True, append_images=[Image.new("RGB", (30, 10), (0, 0, 255))])
+    return buffer.getvalue()
+
+
+def test_it_accepts_a_phone_mpo_as_the_jpeg_it_starts_with(world: World) -> None:
+    data = mpo_bytes()
+    with Image.open(io.BytesIO(data)) as probe:
+        assert (probe.format, probe.n_frames) == ("MPO", 2)
+    item = media_create_image(project=world.demo.project, name="IMG_0001.JPG", data=data)
+    assert (item.content_type, item.width, item.height) == ("image/jpeg", 30, 10)
+    assert item.file.name.endswith(".jpg")
+    assert read_stored(item) == data
+
+
+def multipage_tiff() -> bytes:
+    buffer = io.BytesIO()
+    pages = [Image.new("RGB", (10, 10), colour) for colour in ((255, 0, 0), (0, 255, 0))]
+    pages[0].save(buffer, format="TIFF", save_all=True, append_images=pages[1:])
+    return buffer.getvalue()
+
+
+def animated_png() -> bytes:
+    buffer = io.BytesIO()
+    frames = [Image.new("RGB", (10, 10), colour) for colour in ((255, 0, 0), (0, 255, 0))]
+    frames[0].save(buffer, format="PNG", save_all=True, append_images=frames[1:])
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("make", [multipage_tiff, animated_png], ids=["multi-page-tiff", "animated-png"])
+def test_it_refuses_multi_frame_images(world: World, make: Any) -> None:
+    assert_refused(world, make(), "multi_frame")
