@@ -229,5 +229,5 @@ def animated_png() -> bytes:
 
 
 @pytest.mark.parametrize("make", [multipage_tiff, animated_png], ids=["multi-page-tiff", "animated-png"])
-def test_it_refuses_multi_frame_images(world: World, make: Any) -> None:
+def test_it_refuses_multi_frame_images(world: World, make: Callable[[], bytes]) -> None:
     assert_refused(world, make(), "multi_frame")
