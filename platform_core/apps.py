@@ -10,6 +10,9 @@ class PlatformCoreConfig(AppConfig):
     name = "platform_core"
     verbose_name = "Platform"
 
+    def ready(self) -> None:
+        from platform_core import checks  # noqa: F401 - registers the deployment checks
+
 
 class PlatformAdminConfig(admin_apps.AdminConfig):
     """Django admin with the tenant-aware site as the default site."""

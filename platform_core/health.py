@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db import connection
@@ -17,6 +17,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 
 from inference import registry
+
+logger = logging.getLogger(__name__)
 
 CHECK_TIMEOUT_S = 5.0
 
@@ -65,6 +67,14 @@ async def _timed(check: Any) -> dict[str, Any]:
     return {"ok": True, **detail, "ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
+def _public(checks: dict[str, dict[str, Any]], inference: dict[str, Any]) -> tuple[dict, dict]:
+    """What an anonymous caller (a load balancer) sees: states and backends, no error texts, hosts
+    or paths, which can carry credentials or layout."""
+    public_checks = {name: {k: v for k, v in result.items() if k != "error"} for name, result in checks.items()}
+    public_inference = {k: v for k, v in inference.items() if k not in {"checkpoint_dir", "checkpoint_dir_exists"}}
+    return public_checks, public_inference
+
+
 @never_cache
 async def healthz(request: HttpRequest) -> JsonResponse:
     checks = {
@@ -75,12 +85,17 @@ async def healthz(request: HttpRequest) -> JsonResponse:
         "storage": await _timed(sync_to_async(_check_storage, thread_sensitive=False)),
     }
     failing = [name for name, result in checks.items() if not result["ok"]]
+    for name in failing:
+        logger.warning("healthz: %s failing: %s", name, checks[name]["error"])
+    # Models are reported, not required: without a checkpoint the fallback segmenter serves.
+    inference = await sync_to_async(registry.status)()
+    user = await request.auser()
+    if not user.is_superuser:
+        checks, inference = _public(checks, inference)
     body = {
         "status": "ok" if not failing else "failing",
         "failing": failing,
         "checks": checks,
-        # Models are reported, not required: without a checkpoint the fallback segmenter serves.
-        "inference": await sync_to_async(registry.status)(),
-        "debug": settings.DEBUG,
+        "inference": inference,
     }
     return JsonResponse(body, status=200 if not failing else 503)

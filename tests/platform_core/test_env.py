@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -102,3 +103,22 @@ def test_it_fails_loudly_on_bad_values(env: dict[str, str], message: str) -> Non
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert message in result.stderr
+
+
+def test_it_warns_a_deployment_that_runs_on_embedded_parts(settings: Any) -> None:
+    from django.core.checks import run_checks
+
+    embedded = {w.id for w in run_checks(include_deployment_checks=True, tags=["platform"])}
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        assert "platform.W001" in embedded
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"}}
+    assert {"platform.W002", "platform.W003"} <= {
+        w.id for w in run_checks(include_deployment_checks=True, tags=["platform"])
+    }
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": ["redis://x:6379/0"]}}
+    }
+    assert "platform.W002" not in {w.id for w in run_checks(include_deployment_checks=True, tags=["platform"])}
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    assert run_checks(tags=["platform"]) == []  # deployment checks only: the demo stays quiet

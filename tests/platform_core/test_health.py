@@ -19,6 +19,7 @@ def test_it_answers_200_with_every_part(settings: Any) -> None:
     assert all(check["ok"] for check in body["checks"].values())
     assert body["checks"]["database"]["vendor"] in {"sqlite", "postgresql"}
     assert set(body["inference"]["models"]) == {"tiny", "small", "base_plus", "large"}
+    assert "checkpoint_dir" not in body["inference"]
     assert response["Cache-Control"].startswith("max-age=0")
 
 
@@ -34,8 +35,23 @@ def test_it_names_a_channel_layer_that_does_not_answer(settings: Any) -> None:
     assert response.status_code == 503
     body = response.json()
     assert body["failing"] == ["channel_layer"]
-    assert body["checks"]["channel_layer"]["error"]
+    assert body["checks"]["channel_layer"]["ok"] is False
+    assert "error" not in body["checks"]["channel_layer"]  # no hosts or texts for anonymous callers
     assert body["checks"]["database"]["ok"]
+
+
+@pytest.mark.django_db
+def test_it_tells_a_superuser_why_a_part_fails(settings: Any, django_user_model: Any) -> None:
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": ["redis://127.0.0.1:9/0"]}}
+    }
+    client = Client()
+    client.force_login(django_user_model.objects.create_superuser("root", "root@example.com", "pw-root-123"))
+    body = client.get("/healthz").json()
+    assert (
+        "Connect" in body["checks"]["channel_layer"]["error"] or "refused" in body["checks"]["channel_layer"]["error"]
+    )
+    assert body["inference"]["checkpoint_dir"] == str(settings.SAM2_CHECKPOINT_DIR)
 
 
 @pytest.mark.django_db
