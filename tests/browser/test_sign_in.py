@@ -42,3 +42,23 @@ def test_it_shows_an_outsider_not_found_for_another_organisation(world: Any, liv
     assert response.status == 404
     assert "Not found" in page.inner_text("h1")
     assert world.demo.project.name not in page.content()
+
+
+def test_it_loads_more_of_the_gallery_in_place(world: Any, live_server: Any, page: Any) -> None:
+    from annotation.views import GALLERY_PAGE_SIZE
+    from tests.factories import make_image
+
+    for i in range(GALLERY_PAGE_SIZE):  # one page more than fits, with the world's own image
+        make_image(world.demo.project, name=f"extra-{i:02d}.png")
+    sign_in(page, live_server.url, "annotator")
+    page.wait_for_url(f"{live_server.url}/o/demo-lab/")
+    page.goto(f"{live_server.url}/o/demo-lab/projects/{world.demo.project.pk}/")
+    gallery = page.locator("#gallery img")
+    assert gallery.count() == GALLERY_PAGE_SIZE
+    url_before = page.url
+    page.get_by_role("button", name="Load more").click()
+    page.wait_for_function(f"document.querySelectorAll('#gallery img').length === {GALLERY_PAGE_SIZE + 1}")
+    assert page.url == url_before  # swapped in place by htmx, no navigation
+    assert page.get_by_role("button", name="Load more").count() == 0
+    names = page.locator("#gallery span").all_inner_texts()
+    assert len(names) == len(set(names)) == GALLERY_PAGE_SIZE + 1
