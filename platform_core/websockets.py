@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 from typing import Any
 
-from channels.auth import get_user
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.contrib.auth import get_user
 from django.http import Http404
 
 from platform_core.tenancy import Tenant, resolve_tenant
@@ -91,29 +92,30 @@ class TenantJsonConsumer(AsyncJsonWebsocketConsumer):
                 raise MessageError("bad_message", "request_id must be a string or number of at most 64 characters.")
             # Sign-out, deactivation, a password change or a revoked membership can happen while a
             # socket is open: check session, user and tenant again on every message.
-            if not await self.still_signed_in():
-                await self.close(code=CLOSE_UNAUTHENTICATED)
-                return
-            try:
-                self.tenant = await database_sync_to_async(resolve_tenant)(self.scope["user"], self.tenant.org.slug)
-            except Http404:
-                await self.close(code=CLOSE_NOT_FOUND)
+            refused = await database_sync_to_async(self.recheck)()
+            if refused:
+                await self.close(code=refused)
                 return
             await self.handle(message)
         except MessageError as exc:
             await self.send_json({"type": "error", "code": exc.code, "text": exc.text, "request_id": request_id})
 
-    async def still_signed_in(self) -> bool:
+    def recheck(self) -> int | None:
+        """Session, user and membership, read again in one thread hop; a close code when any is gone."""
         session = self.scope["session"]
-        if not session.session_key or not await database_sync_to_async(session.exists)(session.session_key):
-            return False
-        # get_user re-reads the user (inactive users are refused by the auth backend) and checks the
-        # session's password hash, as Django's own middleware does on every request.
-        user = await get_user(self.scope)
+        if not session.session_key or not session.exists(session.session_key):
+            return CLOSE_UNAUTHENTICATED
+        # Django's own per-request check: refuses inactive users and sessions whose password hash
+        # no longer matches (a password change signs every other session out).
+        user = get_user(SimpleNamespace(session=session))
         if not user.is_authenticated or user.pk != self.scope["user"].pk:
-            return False
+            return CLOSE_UNAUTHENTICATED
+        try:
+            self.tenant = resolve_tenant(user, self.tenant.org.slug)
+        except Http404:
+            return CLOSE_NOT_FOUND
         self.scope["user"] = user
-        return True
+        return None
 
     async def handle(self, message: dict[str, Any]) -> None:
         raise NotImplementedError

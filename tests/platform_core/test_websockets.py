@@ -198,6 +198,17 @@ async def test_it_closes_the_socket_of_a_deactivated_user(world: Any, layer: str
     await ws.disconnect()
 
 
+async def test_it_closes_the_socket_after_a_password_change(world: Any, layer: str) -> None:
+    cookie = await database_sync_to_async(session_cookie)(world.annotator)
+    ws = communicator(world.demo.org.slug, cookie=cookie)
+    assert (await ws.connect())[0]
+    world.annotator.set_password("a brand new passphrase")
+    await database_sync_to_async(world.annotator.save)(update_fields=["password"])
+    await ws.send_json_to({"type": "ping", "request_id": "after"})
+    assert await ws.receive_output(timeout=3) == {"type": "websocket.close", "code": CLOSE_UNAUTHENTICATED}
+    await ws.disconnect()
+
+
 async def test_it_closes_the_socket_when_membership_is_revoked(world: Any, layer: str) -> None:
     cookie = await database_sync_to_async(session_cookie)(world.annotator)
     ws = communicator(world.demo.org.slug, cookie=cookie)
