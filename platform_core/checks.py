@@ -8,33 +8,29 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import Warning, register
 
+# (the embedded default in use, the warning, the hint, the id)
+EMBEDDED_PARTS = [
+    (
+        lambda: settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3",
+        "The database is the embedded SQLite file.",
+        "Set DATABASE_URL to a PostgreSQL server to run more than one web process.",
+        "platform.W001",
+    ),
+    (
+        lambda: settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer",
+        "The channel layer is in memory: websockets and inference workers of different processes never meet.",
+        "Set REDIS_URL.",
+        "platform.W002",
+    ),
+    (
+        lambda: settings.STORAGES["default"]["BACKEND"] == "django.core.files.storage.FileSystemStorage",
+        "Media are stored on this machine's disk.",
+        "Set S3_BUCKET (and S3_ENDPOINT_URL for an S3-compatible server) when web processes run on several machines.",
+        "platform.W003",
+    ),
+]
+
 
 @register("platform", deploy=True)
 def embedded_parts_in_deployment(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
-    warnings = []
-    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-        warnings.append(
-            Warning(
-                "The database is the embedded SQLite file.",
-                hint="Set DATABASE_URL to a PostgreSQL server to run more than one web process.",
-                id="platform.W001",
-            )
-        )
-    if settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer":
-        warnings.append(
-            Warning(
-                "The channel layer is in memory: websockets and inference workers of different processes never meet.",
-                hint="Set REDIS_URL.",
-                id="platform.W002",
-            )
-        )
-    if settings.STORAGES["default"]["BACKEND"] == "django.core.files.storage.FileSystemStorage":
-        warnings.append(
-            Warning(
-                "Media are stored on this machine's disk.",
-                hint="Set S3_BUCKET (and S3_ENDPOINT_URL for an S3-compatible server) when web processes run on "
-                "several machines.",
-                id="platform.W003",
-            )
-        )
-    return warnings
+    return [Warning(text, hint=hint, id=check_id) for in_use, text, hint, check_id in EMBEDDED_PARTS if in_use()]

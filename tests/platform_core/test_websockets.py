@@ -175,46 +175,43 @@ async def test_it_limits_oversized_frames_too(world: Any, layer: str) -> None:
     await ws.disconnect()
 
 
-async def test_it_closes_the_socket_after_sign_out(world: Any, layer: str) -> None:
+def sign_out(world: Any) -> None:
     from django.contrib.sessions.models import Session
 
-    cookie = await database_sync_to_async(session_cookie)(world.annotator)
-    ws = communicator(world.demo.org.slug, cookie=cookie)
-    assert (await ws.connect())[0]
-    await database_sync_to_async(Session.objects.all().delete)()
-    await ws.send_json_to({"type": "ping", "request_id": "after"})
-    assert await ws.receive_output(timeout=3) == {"type": "websocket.close", "code": CLOSE_UNAUTHENTICATED}
-    await ws.disconnect()
+    Session.objects.all().delete()
 
 
-async def test_it_closes_the_socket_of_a_deactivated_user(world: Any, layer: str) -> None:
-    cookie = await database_sync_to_async(session_cookie)(world.annotator)
-    ws = communicator(world.demo.org.slug, cookie=cookie)
-    assert (await ws.connect())[0]
+def deactivate(world: Any) -> None:
     world.annotator.is_active = False
-    await database_sync_to_async(world.annotator.save)(update_fields=["is_active"])
-    await ws.send_json_to({"type": "ping", "request_id": "after"})
-    assert await ws.receive_output(timeout=3) == {"type": "websocket.close", "code": CLOSE_UNAUTHENTICATED}
-    await ws.disconnect()
+    world.annotator.save(update_fields=["is_active"])
 
 
-async def test_it_closes_the_socket_after_a_password_change(world: Any, layer: str) -> None:
-    cookie = await database_sync_to_async(session_cookie)(world.annotator)
-    ws = communicator(world.demo.org.slug, cookie=cookie)
-    assert (await ws.connect())[0]
+def change_password(world: Any) -> None:
     world.annotator.set_password("a brand new passphrase")
-    await database_sync_to_async(world.annotator.save)(update_fields=["password"])
-    await ws.send_json_to({"type": "ping", "request_id": "after"})
-    assert await ws.receive_output(timeout=3) == {"type": "websocket.close", "code": CLOSE_UNAUTHENTICATED}
-    await ws.disconnect()
+    world.annotator.save(update_fields=["password"])
 
 
-async def test_it_closes_the_socket_when_membership_is_revoked(world: Any, layer: str) -> None:
+def revoke_membership(world: Any) -> None:
+    Membership.objects.filter(user=world.annotator).delete()
+
+
+@pytest.mark.parametrize(
+    ("end_access", "code"),
+    [
+        (sign_out, CLOSE_UNAUTHENTICATED),
+        (deactivate, CLOSE_UNAUTHENTICATED),
+        (change_password, CLOSE_UNAUTHENTICATED),
+        (revoke_membership, CLOSE_NOT_FOUND),
+    ],
+    ids=["sign-out", "deactivated", "password-changed", "membership-revoked"],
+)
+async def test_it_closes_an_open_socket_when_access_ends(world: Any, layer: str, end_access: Any, code: int) -> None:
     cookie = await database_sync_to_async(session_cookie)(world.annotator)
     ws = communicator(world.demo.org.slug, cookie=cookie)
     assert (await ws.connect())[0]
-    await database_sync_to_async(Membership.objects.filter(user=world.annotator).delete)()
+    await ws.send_json_to({"type": "ping", "request_id": "before"})
+    assert (await ws.receive_json_from(timeout=3))["type"] == "pong"
+    await database_sync_to_async(end_access)(world)
     await ws.send_json_to({"type": "ping", "request_id": "after"})
-    output = await ws.receive_output(timeout=3)
-    assert output == {"type": "websocket.close", "code": CLOSE_NOT_FOUND}
+    assert await ws.receive_output(timeout=3) == {"type": "websocket.close", "code": code}
     await ws.disconnect()
