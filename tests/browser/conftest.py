@@ -27,7 +27,9 @@ def page(monkeypatch: pytest.MonkeyPatch) -> Iterator:
 
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make test` installs Debian's chromium"
     # Playwright's sync API keeps an event loop running in this thread; the ORM calls that
-    # fixtures make during teardown are still synchronous and safe.
+    # fixtures make during teardown are still synchronous and safe. Create test data in fixtures
+    # set up before this one: ORM calls made while Playwright runs get a connection of their own
+    # (another context), which is never closed and keeps PostgreSQL from dropping the test database.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)

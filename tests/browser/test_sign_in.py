@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.factories import PASSWORD
+from annotation.views import GALLERY_PAGE_SIZE
+from tests.factories import PASSWORD, make_image
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -44,12 +45,15 @@ def test_it_shows_an_outsider_not_found_for_another_organisation(world: Any, liv
     assert world.demo.project.name not in page.content()
 
 
-def test_it_loads_more_of_the_gallery_in_place(world: Any, live_server: Any, page: Any) -> None:
-    from annotation.views import GALLERY_PAGE_SIZE
-    from tests.factories import make_image
-
+@pytest.fixture
+def full_gallery(world: Any) -> None:
+    # Created before the page fixture starts Playwright: ORM calls made inside Playwright's
+    # greenlet get a database connection of their own that nothing closes.
     for i in range(GALLERY_PAGE_SIZE):  # one page more than fits, with the world's own image
         make_image(world.demo.project, name=f"extra-{i:02d}.png")
+
+
+def test_it_loads_more_of_the_gallery_in_place(world: Any, full_gallery: None, live_server: Any, page: Any) -> None:
     sign_in(page, live_server.url, "annotator")
     page.wait_for_url(f"{live_server.url}/o/demo-lab/")
     page.goto(f"{live_server.url}/o/demo-lab/projects/{world.demo.project.pk}/")
