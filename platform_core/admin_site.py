@@ -5,8 +5,10 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
+from platform_core.models import Organization
 from platform_core.selectors import organizations_managed_by
 
 
@@ -19,7 +21,7 @@ class PlatformAdminSite(admin.AdminSite):
         user = request.user
         if not user.is_active or not user.is_authenticated:
             return False
-        return user.is_superuser or managed_orgs(request).exists()
+        return may_manage(request)
 
     def login(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         # One sign-in page for the whole platform; managers need no is_staff flag. A signed-in
@@ -34,8 +36,16 @@ class PlatformAdminSite(admin.AdminSite):
         return reverse("admin:index", current_app=self.name)
 
 
-def managed_orgs(request: HttpRequest):  # noqa: ANN201 - a QuerySet of Organization
-    """The organisations the requesting user runs, computed once per request."""
+def managed_orgs(request: HttpRequest) -> QuerySet[Organization]:
+    """The organisations the requesting user runs, built once per request."""
     if not hasattr(request, "_managed_orgs"):
         request._managed_orgs = organizations_managed_by(request.user)
     return request._managed_orgs
+
+
+def may_manage(request: HttpRequest) -> bool:
+    """Superuser, or owner / manager somewhere: asked by every admin permission check of a page,
+    so the answer is looked up once per request."""
+    if not hasattr(request, "_may_manage"):
+        request._may_manage = request.user.is_superuser or managed_orgs(request).exists()
+    return request._may_manage

@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import ForeignKey, ManyToManyField
 from django.http import Http404, HttpRequest
 
-from platform_core.admin_site import managed_orgs
+from platform_core.admin_site import managed_orgs, may_manage
 
 
 def _is_tenant_model(model: type[models.Model]) -> bool:
@@ -29,7 +29,7 @@ class TenantPermissionsMixin:
     permissions, which managers do not hold; and related choices scoped to their organisations."""
 
     def _may_manage(self, request: HttpRequest) -> bool:
-        return request.user.is_superuser or managed_orgs(request).exists()
+        return may_manage(request)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self._may_manage(request)
