@@ -35,6 +35,9 @@ migrate: venv
 demo: migrate
 	DEBUG=1 $(BIN)/python manage.py demo
 	@echo "Demo on http://127.0.0.1:$(PORT)/ (sign in as manager, annotator or outsider; password demo)"
+	@# The job worker runs beside daphne and stops with it (Ctrl+C, or daphne failing to start).
+	DEBUG=1 $(BIN)/python manage.py db_worker --queue-name '*' --no-reload & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	DEBUG=1 $(BIN)/daphne -b 127.0.0.1 -p $(PORT) platform_core.asgi:application
 
 # Production-style start: settings come from the environment (see README).

@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from platform_core.admin_tenancy import TenantModelAdmin
+from platform_core.jobs import admin as jobs_admin  # noqa: F401 - registers JobAdmin
 from platform_core.models import Membership, Organization, Role
 from platform_core.permissions import grantable_roles, may_change_membership
 

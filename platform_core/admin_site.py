@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.contrib import admin
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from platform_core.models import Organization
 from platform_core.selectors import organizations_managed_by
@@ -24,11 +27,24 @@ class PlatformAdminSite(admin.AdminSite):
         return may_manage(request)
 
     def login(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
-        # One sign-in page for the whole platform; managers need no is_staff flag. A signed-in
-        # member who runs no organisation is refused here: sending them to sign in again would loop.
-        if request.user.is_authenticated:
-            raise PermissionDenied("The admin is for owners and managers of an organisation.")
-        return redirect_to_login(request.GET.get("next", self.index_url()))
+        # One sign-in page for the whole platform; managers need no is_staff flag.
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.GET.get("next", self.index_url()))
+        if self.has_permission(request):
+            # Already signed in and allowed in (a bookmark, the browser's back button): go on.
+            return redirect(self._safe_next(request))
+        # A signed-in member who runs no organisation: sending them to sign in again would loop.
+        return render(request, "registration/admin_managers_only.html", status=403)
+
+    def _safe_next(self, request: HttpRequest) -> str:
+        target = request.GET.get("next", "")
+        if urlsplit(target).path == request.path:
+            return self.index_url()  # back to this page would loop
+        if target and url_has_allowed_host_and_scheme(
+            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            return target
+        return self.index_url()
 
     def index_url(self) -> str:
         from django.urls import reverse

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django.urls import path
 
+from platform_core.jobs.consumers import JobsConsumer
 from platform_core.websockets import PingConsumer
 
 websocket_urlpatterns = [
     path("ws/o/<slug:org_slug>/ping/", PingConsumer.as_asgi(), name="ws_ping"),
+    path("ws/o/<slug:org_slug>/jobs/", JobsConsumer.as_asgi(), name="ws_jobs"),
 ]

@@ -7,6 +7,7 @@ Redis and S3. A value that cannot be parsed stops start-up with the variable's n
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -53,6 +54,11 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_htmx",
     "template_partials",
+    "drf_spectacular",
+    "axes",
+    "csp",
+    "django_tasks",
+    "django_tasks_db",
     "platform_core",
     "annotation",
     "crowd",
@@ -68,7 +74,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as its documentation asks: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "platform_core.urls"
@@ -120,6 +129,20 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Cache ----------------------------------------------------------------------------------
+# The API's rate limits count in the cache: with REDIS_URL every web process counts in Redis;
+# otherwise each process keeps its own counts in memory.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CACHE_PREFIX", "annotation"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 64 * 1024, minimum=1024)
 
@@ -176,9 +199,54 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    # Counts failed sign-ins and refuses locked-out accounts / clients before the password check.
+    "platform_core.login_throttle.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# LOGIN_FAILURE_LIMIT wrong passwords for one account, or from one client address, lock that account
+# / address out for LOGIN_LOCKOUT_MINUTES (django-axes; see platform_core/login_throttle.py).
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Counts live in the database, shared by every web process (axes' cache handler would need a shared
+# cache and loses them on a restart).
+AXES_HANDLER = "platform_core.login_throttle.AccountResetDatabaseHandler"
+AXES_RESET_ON_SUCCESS = True
+# Tries made while locked out are refused without being counted, so the lockout ends at the time
+# the page announces instead of moving with every retry.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "platform_core.login_throttle.lockout_response"
+# The client address is REMOTE_ADDR (django-ipware is not installed, so axes' AXES_IPWARE_* settings
+# do nothing): behind a proxy, daphne runs with --proxy-headers to put the client's address there.
+# The attempt records span organisations: superusers read them with manage.py axes_list_attempts.
+AXES_ENABLE_ADMIN = False
+AXES_VERBOSE = False
+
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "annotation@localhost")
+INVITATION_DAYS = env_int("INVITATION_DAYS", 7, minimum=1)
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+
+def api_rate(name: str, default: str) -> str:
+    """A DRF rate, `<requests>/<second|minute|hour|day>`, checked here: DRF would fail only on the
+    first API call."""
+    value = env_str(name, default)
+    count, _, period = value.partition("/")
+    # DRF reads only the first letter of the period.
+    if not count.isdigit() or int(count) < 1 or not period.isalpha() or period[0] not in "smhd":
+        raise ImproperlyConfigured(f"{name}={value!r}: use <requests>/<second|minute|hour|day>, e.g. 60/minute.")
+    return value
+
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -189,7 +257,55 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Requests per client address (anonymous) or per user, counted in the cache (see CACHES).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": api_rate("API_RATE_ANON", "60/minute"),
+        "user": api_rate("API_RATE_USER", "1200/minute"),
+    },
+    # The client address is REMOTE_ADDR (daphne --proxy-headers puts the client's there behind a
+    # proxy); DRF's default would trust any X-Forwarded-For a client sends and count it apart.
+    "NUM_PROXIES": 0,
 }
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Annotation platform API",
+    "DESCRIPTION": "Projects, labels and questions, media, tasks, members and jobs of an organisation. "
+    "Authenticate with `Authorization: Token <key>` (create one on your profile page).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Content-Security-Policy ----------------------------------------------------------------
+# No inline scripts or styles anywhere: every script and stylesheet is a static file.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:", *([] if not S3_BUCKET else ["https:", "http:"])],
+        "connect-src": ["'self'", "ws:", "wss:"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# --- Background jobs (the Tasks API) --------------------------------------------------------
+# The database backend runs on SQLite and PostgreSQL; `manage.py db_worker` runs the jobs.
+TASKS = {
+    "default": {
+        "BACKEND": env_str("TASKS_BACKEND", "django_tasks_db.DatabaseBackend"),
+        "QUEUES": ["default", "gpu"],
+    }
+}
+JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 120, minimum=10)
 
 LANGUAGE_CODE = "en"
 TIME_ZONE = "UTC"

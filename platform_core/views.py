@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from annotation.projects.selectors import objects_per_label_for
 from annotation.selectors import project_list_for
 from platform_core.selectors import memberships_of
 from platform_core.tenancy import member_required
@@ -26,5 +27,9 @@ def organization_list(request: HttpRequest) -> HttpResponse:
 
 @member_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    projects = project_list_for(request.tenant)
-    return render(request, "platform_core/dashboard.html", {"projects": projects})
+    projects = list(project_list_for(request.tenant))
+    per_label = objects_per_label_for(projects)
+    for project in projects:
+        project.objects_per_label = per_label.get(project.pk, [])
+    context = {"projects": projects, "can_manage": request.tenant.can_manage}
+    return render(request, "platform_core/dashboard.html", context)

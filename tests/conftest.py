@@ -1,17 +1,21 @@
 """The base fixture set: an organisation with owner, manager, reviewer and annotator; another
-organisation with its own owner (the outsider); a project with labels and an image in each."""
+organisation with its own owner (the outsider); in each, a project with a label, a per-object
+question, an image and a task holding the image (Demo Lab's task is the annotator's)."""
 
 from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core.files.base import ContentFile
+from django.utils import timezone
 
-from annotation.models import Label, MediaItem, Project
-from platform_core.models import Organization, Role
+from annotation.models import Label, MediaItem, Project, Question, Task
+from platform_core.models import Invitation, Job, Membership, Organization, Role
 from tests.factories import LabelFactory, MembershipFactory, OrganizationFactory, ProjectFactory, make_image
 
 
@@ -21,6 +25,11 @@ class Side:
     project: Project
     label: Label
     media: MediaItem
+    question: Question
+    task: Task
+    membership: Membership  # the task assignee's
+    invitation: Invitation  # an open link invitation
+    job: Job  # a finished import started by the task assignee, with a result file
 
 
 @dataclass
@@ -34,9 +43,43 @@ class World:
     outsider: Any
 
 
-def _side(org: Organization) -> Side:
+def _side(org: Organization, assignee: Any) -> Side:
     project = ProjectFactory(organization=org)
-    return Side(org=org, project=project, label=LabelFactory(project=project), media=make_image(project))
+    label = LabelFactory(project=project)
+    media = make_image(project)
+    question = Question.objects.create(
+        project=project, label=label, text="Quality", choices=["good", "partially visible", "bad"]
+    )
+    task = Task.objects.create(project=project, name="Task 1", assignee=assignee)
+    media.task = task
+    media.save(update_fields=["task"])
+    membership = Membership.objects.get(organization=org, user=assignee)
+    invitation = Invitation.objects.create(
+        organization=org, role=Role.ANNOTATOR, expires_at=timezone.now() + timedelta(days=7)
+    )
+    job = Job.objects.create(
+        organization=org,
+        project=project,
+        kind="import_media",
+        state=Job.State.SUCCEEDED,
+        progress_done=1,
+        progress_total=1,
+        created_by=assignee,
+        finished_at=timezone.now(),
+        report={"imported": 1, "skipped": [{"name": "notes.txt", "reason": "not an image"}]},
+    )
+    job.result_file.save("report.csv", ContentFile(b"name,reason\nnotes.txt,not an image\n"))
+    return Side(
+        org=org,
+        project=project,
+        label=label,
+        media=media,
+        question=question,
+        task=task,
+        membership=membership,
+        invitation=invitation,
+        job=job,
+    )
 
 
 @pytest.fixture
@@ -49,8 +92,8 @@ def world(db: None) -> World:
     }
     outsider = MembershipFactory(organization=other_org, role=Role.OWNER, user__username="outsider").user
     return World(
-        demo=_side(demo_org),
-        other=_side(other_org),
+        demo=_side(demo_org, users[Role.ANNOTATOR]),
+        other=_side(other_org, outsider),
         owner=users[Role.OWNER],
         manager=users[Role.MANAGER],
         reviewer=users[Role.REVIEWER],

@@ -8,8 +8,8 @@ import factory
 from django.contrib.auth import get_user_model
 from PIL import Image
 
+from annotation.media_services import media_create_image
 from annotation.models import Label, MediaItem, Project
-from annotation.services import media_create_image
 from platform_core.models import Membership, Organization, Role
 
 PASSWORD = "correct horse battery staple"

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
-from annotation.views import GALLERY_PAGE_SIZE
+from annotation.projects.gallery import GALLERY_PAGE_SIZE
 from tests.factories import PASSWORD, make_image
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -54,14 +55,19 @@ def full_gallery(world: Any) -> None:
 
 
 def test_it_loads_more_of_the_gallery_in_place(world: Any, full_gallery: None, live_server: Any, page: Any) -> None:
-    sign_in(page, live_server.url, "annotator")
+    # The manager: an annotator's gallery holds only the items of their own tasks.
+    sign_in(page, live_server.url, "manager")
     page.wait_for_url(f"{live_server.url}/o/demo-lab/")
+    page.set_viewport_size({"width": 1000, "height": 500})
     page.goto(f"{live_server.url}/o/demo-lab/projects/{world.demo.project.pk}/")
     gallery = page.locator("#gallery img")
+    more = page.get_by_role("button", name="Load more")
+    # Below the fold: nothing more is fetched until the user scrolls there.
+    assert more.evaluate("button => button.getBoundingClientRect().top > window.innerHeight")
     assert gallery.count() == GALLERY_PAGE_SIZE
     url_before = page.url
-    page.get_by_role("button", name="Load more").click()
-    page.wait_for_function(f"document.querySelectorAll('#gallery img').length === {GALLERY_PAGE_SIZE + 1}")
+    page.mouse.wheel(0, 20_000)  # infinite scroll: reaching the end loads the next page
+    expect(gallery).to_have_count(GALLERY_PAGE_SIZE + 1)
     assert page.url == url_before  # swapped in place by htmx, no navigation
     assert page.get_by_role("button", name="Load more").count() == 0
     names = page.locator("#gallery span").all_inner_texts()

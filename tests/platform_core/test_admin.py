@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from annotation.models import Label, MediaItem, Project
 from platform_core.admin_tenancy import TenantModelAdmin
-from platform_core.models import Membership, Organization
+from platform_core.models import Job, Membership, Organization
 from tests.factories import LabelFactory, MembershipFactory, ProjectFactory
 
 # For each tenant model in the admin, the Demo Lab and Other Lab object of the world fixture.
@@ -25,6 +25,7 @@ OBJECTS = {
     Project: lambda w: (w.demo.project, w.other.project),
     Label: lambda w: (w.demo.label, w.other.label),
     MediaItem: lambda w: (w.demo.media, w.other.media),
+    Job: lambda w: (w.demo.job, w.other.job),
 }
 
 
@@ -248,3 +249,30 @@ def test_it_refuses_non_tenant_admin_forms_to_managers(world: Any, manager_clien
                 continue
             url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
         assert manager_client.get(url).status_code in (403, 404), url
+
+
+@pytest.mark.parametrize(
+    ("next_url", "lands"),
+    [
+        (None, "/admin/"),
+        ("/admin/annotation/project/", "/admin/annotation/project/"),
+        ("https://evil.example/", "/admin/"),
+        ("/admin/login/", "/admin/"),
+    ],
+    ids=["no-next", "next", "foreign-next", "next-is-login"],
+)
+def test_it_sends_a_signed_in_manager_on_into_the_admin(world: Any, next_url: str | None, lands: str) -> None:
+    client = Client()
+    client.force_login(world.manager)
+    response = client.get(reverse("admin:login"), {"next": next_url} if next_url else {})
+    assert response.status_code == 302
+    assert response["Location"] == lands
+    assert client.get(lands).status_code == 200
+
+
+def test_it_tells_a_signed_in_annotator_the_admin_is_for_managers(world: Any) -> None:
+    client = Client()
+    client.force_login(world.annotator)
+    response = client.get(reverse("admin:login"), {"next": "/admin/"})
+    assert response.status_code == 403
+    assert "The admin is for owners and managers" in response.content.decode()

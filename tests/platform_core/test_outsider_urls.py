@@ -23,13 +23,25 @@ METHODS = ["get", "post", "put", "patch", "delete"]
 TENANT_MARK = "<slug:org_slug>"
 
 # Non-tenant URLs, each checked by hand: they reveal nothing about any organisation.
-PUBLIC = {"home", "healthz", "login", "logout", "organization_list"}
+PUBLIC = {"home", "healthz", "favicon", "login", "logout", "organization_list", "api_schema", "api_docs"}
+# Non-tenant URLs about the signed-in user alone (profile) or opened by a secret token
+# (invitation_accept); their own tests check that they reveal nothing else.
+PUBLIC |= {"profile", "invitation_accept"}
+
+# Tenant pages whose GET sends a member on to another page of the same organisation (opening a task
+# goes to its first item); the walk follows the redirect once.
+REDIRECTING = {"task_open"}
 
 # How to fill each kwarg of a tenant URL from one side of the world fixture.
 OBJECT_KWARGS: dict[str, Callable[[Any], int]] = {
     "project_id": lambda side: side.project.pk,
     "media_id": lambda side: side.media.pk,
     "label_id": lambda side: side.label.pk,
+    "question_id": lambda side: side.question.pk,
+    "task_id": lambda side: side.task.pk,
+    "membership_id": lambda side: side.membership.pk,
+    "invitation_id": lambda side: side.invitation.pk,
+    "job_id": lambda side: side.job.pk,
 }
 
 
@@ -111,7 +123,13 @@ def test_it_answers_404_to_a_member_of_another_organisation(world: Any, route: s
 
     member = Client()
     member.force_login(world.owner)
-    member_status = member.get(demo_url).status_code
+    member_response = member.get(demo_url)
+    if name in REDIRECTING:
+        assert member_response.status_code == 302, f"member GET {demo_url} -> {member_response.status_code}"
+        target = member_response["Location"]
+        assert target.startswith(f"/o/{world.demo.org.slug}/"), target
+        member_response = member.get(target)
+    member_status = member_response.status_code
     # The URL really points at Demo Lab's objects: a member reaches it (or is told the method is wrong).
     assert member_status in (200, 405), f"member GET {demo_url} -> {member_status}"
 
@@ -164,7 +182,7 @@ def tenant_websocket_urls() -> list[tuple[str, str | None]]:
 
 
 def test_it_has_tenant_websockets_to_walk() -> None:
-    assert {name for _, name in tenant_websocket_urls()} >= {"ws_ping"}
+    assert {name for _, name in tenant_websocket_urls()} >= {"ws_ping", "ws_jobs"}
     assert all(TENANT_MARK in route for route, _ in websocket_urls()), "every websocket is a tenant websocket"
 
 

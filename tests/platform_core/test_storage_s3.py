@@ -4,6 +4,7 @@ bucket under the tenant-scoped key, the file view redirects members to a working
 
 from __future__ import annotations
 
+import io
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,11 +17,12 @@ from django.core.files.storage import default_storage, storages
 from django.test import Client
 from django.urls import reverse
 from moto.server import ThreadedMotoServer
+from PIL import Image
 from pytest_django import Settings
 from storages.backends.s3 import S3Storage
 
+from annotation.media_services import media_create_image
 from annotation.models import MediaItem
-from annotation.services import media_create_image
 from platform_core.storage import s3_storage
 from tests.conftest import World
 from tests.factories import png_bytes
@@ -71,6 +73,11 @@ def s3_media(world: World, s3_endpoint: S3Endpoint, settings: Settings) -> S3End
     return s3_endpoint
 
 
+def same_pixels(left: bytes, right: bytes) -> bool:
+    with Image.open(io.BytesIO(left)) as a, Image.open(io.BytesIO(right)) as b:
+        return a.size == b.size and a.convert("RGBA").tobytes() == b.convert("RGBA").tobytes()
+
+
 def bucket_keys(endpoint: S3Endpoint) -> set[str]:
     listing = endpoint.client().list_objects_v2(Bucket=BUCKET)
     return {entry["Key"] for entry in listing.get("Contents", [])}
@@ -90,10 +97,14 @@ def test_it_stores_an_upload_in_the_bucket_under_the_tenant_key(world: World, s3
     item = media_create_image(project=world.demo.project, name="field photo.png", data=data)
     prefix = f"org-{world.demo.org.pk}/project-{world.demo.project.pk}/"
     assert item.file.name.startswith(prefix)
-    assert bucket_keys(s3_media) - before == {item.file.name}
+    assert item.thumbnail.name.startswith(prefix)
+    assert bucket_keys(s3_media) - before == {item.file.name, item.thumbnail.name}
     stored = s3_media.client().get_object(Bucket=BUCKET, Key=item.file.name)
-    assert stored["Body"].read() == data
+    # Re-encoded on the way in: the same pixels, not necessarily the same bytes.
+    assert same_pixels(stored["Body"].read(), data)
     assert stored["ContentType"] == "image/png"
+    thumbnail = s3_media.client().get_object(Bucket=BUCKET, Key=item.thumbnail.name)
+    assert thumbnail["ContentType"] == "image/webp"
 
 
 def test_it_redirects_a_member_to_a_working_presigned_url(world: World, s3_media: S3Endpoint) -> None:

@@ -44,7 +44,7 @@ def test_it_shows_the_organisations_projects_only(world: Any) -> None:
     assert response.status_code == 200
     assert world.demo.project.name in page
     assert world.other.project.name not in page
-    assert "1 media · 1 labels" in page
+    assert "1 item · 1 label" in page
 
 
 def test_it_lists_projects_in_a_constant_number_of_queries(world: Any, django_assert_max_num_queries: Any) -> None:
@@ -64,7 +64,10 @@ def test_it_renders_only_the_gallery_page_for_htmx(world: Any) -> None:
     fragment = client.get(url, headers={"HX-Request": "true"}).content.decode()
     assert "<html" in full and world.demo.label.name in full
     assert "<html" not in fragment
-    assert reverse("media_file", kwargs={"org_slug": "demo-lab", "media_id": world.demo.media.pk}) in fragment
+    # The gallery shows the small WebP thumbnail, never the full-size original.
+    thumbnail = reverse("media_thumbnail", kwargs={"org_slug": "demo-lab", "media_id": world.demo.media.pk})
+    assert thumbnail in fragment
+    assert reverse("media_file", kwargs={"org_slug": "demo-lab", "media_id": world.demo.media.pk}) not in fragment
 
 
 def test_it_serves_the_stored_image_bytes_to_members(world: Any) -> None:

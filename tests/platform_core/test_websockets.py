@@ -45,14 +45,24 @@ def session_cookie(user: Any) -> bytes:
 
 
 def communicator(
-    org_slug: str, *, cookie: bytes | None = None, origin: bytes | None = ORIGIN, path: str | None = None
+    org_slug: str,
+    *,
+    cookie: bytes | None = None,
+    origin: bytes | None = ORIGIN,
+    path: str | None = None,
+    scheme: str | None = None,
+    extra_headers: tuple[tuple[bytes, bytes], ...] = (),
 ) -> WebsocketCommunicator:
-    headers = [(b"host", b"127.0.0.1")]
+    headers = [(b"host", b"127.0.0.1"), *extra_headers]
     if origin is not None:
         headers.append((b"origin", origin))
     if cookie is not None:
         headers.append((b"cookie", cookie))
-    return WebsocketCommunicator(application, path or f"/ws/o/{org_slug}/ping/", headers=headers)
+    ws = WebsocketCommunicator(application, path or f"/ws/o/{org_slug}/ping/", headers=headers)
+    if scheme is not None:
+        # Read when the application starts (at connect), like a server's own scope.
+        ws.scope["scheme"] = scheme
+    return ws
 
 
 async def test_it_answers_a_ping_through_the_channel_layer(world: Any, layer: str) -> None:
@@ -124,11 +134,56 @@ async def test_it_answers_malformed_messages_with_an_error_and_stays_open(
     await ws.disconnect()
 
 
-async def test_it_accepts_the_https_origin_of_a_tls_proxy(world: Any, layer: str) -> None:
+TLS_PROXY = ("HTTP_X_FORWARDED_PROTO", "https")  # what BEHIND_TLS_PROXY=1 sets
+
+
+@pytest.mark.parametrize(
+    ("proxy", "scheme", "forwarded", "origin"),
+    [
+        (None, None, None, b"http://127.0.0.1"),
+        (None, "ws", None, b"http://127.0.0.1"),
+        (None, "wss", None, b"https://127.0.0.1"),
+        (TLS_PROXY, None, b"https", b"https://127.0.0.1"),
+        (TLS_PROXY, None, b"https, http", b"https://127.0.0.1"),
+        (TLS_PROXY, None, b"http", b"http://127.0.0.1"),
+        (TLS_PROXY, None, None, b"http://127.0.0.1"),
+    ],
+    ids=["daphne-plain", "ws", "wss", "tls-proxy", "tls-proxy-list", "proxy-says-http", "proxy-no-header"],
+)
+async def test_it_accepts_an_origin_of_the_sockets_own_scheme(
+    world: Any, layer: str, settings: Any, proxy: Any, scheme: str | None, forwarded: bytes | None, origin: bytes
+) -> None:
+    settings.SECURE_PROXY_SSL_HEADER = proxy
     cookie = await database_sync_to_async(session_cookie)(world.annotator)
-    ws = communicator(world.demo.org.slug, cookie=cookie, origin=b"https://127.0.0.1")
+    extra = ((b"x-forwarded-proto", forwarded),) if forwarded else ()
+    ws = communicator(world.demo.org.slug, cookie=cookie, origin=origin, scheme=scheme, extra_headers=extra)
     assert (await ws.connect())[0]
     await ws.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("proxy", "scheme", "forwarded", "origin"),
+    [
+        (None, None, None, b"https://127.0.0.1"),
+        (None, "ws", None, b"https://127.0.0.1"),
+        (None, "wss", None, b"http://127.0.0.1"),
+        (TLS_PROXY, None, b"https", b"http://127.0.0.1"),
+        (TLS_PROXY, None, b"http", b"https://127.0.0.1"),
+        (TLS_PROXY, None, None, b"https://127.0.0.1"),
+        # Not behind a proxy: a client's own X-Forwarded-Proto changes nothing.
+        (None, None, b"https", b"https://127.0.0.1"),
+    ],
+    ids=["https-on-daphne", "https-on-ws", "http-on-wss", "http-via-tls-proxy", "https-via-http", "no-header", "spoof"],
+)
+async def test_it_refuses_an_origin_of_the_other_scheme(
+    world: Any, layer: str, settings: Any, proxy: Any, scheme: str | None, forwarded: bytes | None, origin: bytes
+) -> None:
+    settings.SECURE_PROXY_SSL_HEADER = proxy
+    cookie = await database_sync_to_async(session_cookie)(world.annotator)
+    extra = ((b"x-forwarded-proto", forwarded),) if forwarded else ()
+    ws = communicator(world.demo.org.slug, cookie=cookie, origin=origin, scheme=scheme, extra_headers=extra)
+    # Refused by the Origin check itself (a plain close), before any session or tenant check.
+    assert await ws.connect() == (False, 1000)
 
 
 async def test_it_accepts_a_trusted_origin(world: Any, layer: str, settings: Any) -> None:

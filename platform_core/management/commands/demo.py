@@ -15,9 +15,12 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from annotation.media_services import media_create_image
 from annotation.models import Label, Project
-from annotation.services import label_create, media_create_image, project_create
+from annotation.projects.services import label_create, project_create, question_create
+from annotation.tasks.services import tasks_assign, tasks_split
 from platform_core.models import Membership, Organization, Role
+from platform_core.tenancy import resolve_tenant
 
 DEMO_PASSWORD = "demo"  # noqa: S105 - refused outside DEBUG below
 
@@ -29,13 +32,15 @@ USERS = [
 ]
 
 LABELS = [
-    # name, colour, kind
-    ("person", "#e6194b", Label.Kind.MASK),
-    ("animal", "#3cb44b", Label.Kind.MASK),
-    ("vehicle", "#4363d8", Label.Kind.MASK),
-    ("cup", "#f58231", Label.Kind.MASK),
-    ("dense scene", "#911eb4", Label.Kind.CLASSIFICATION),
+    # name, colour, kind, guideline notes (Markdown)
+    ("person", "#e6194b", Label.Kind.MASK, "Include hair, clothes and anything **held**; leave out shadows."),
+    ("animal", "#3cb44b", Label.Kind.MASK, "Pets and wildlife. One mask per animal, even when they touch."),
+    ("vehicle", "#4363d8", Label.Kind.MASK, "Cars, bikes, rockets: the whole body, *including* the wheels."),
+    ("cup", "#f58231", Label.Kind.MASK, "The cup and its handle; not the saucer."),
+    ("dense scene", "#911eb4", Label.Kind.CLASSIFICATION, "Tick when more than ten objects would need a mask."),
 ]
+QUALITY = ["good", "partially visible", "barely visible", "not visible"]
+TASK_SIZE = 3
 
 PHOTOGRAPHS = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "retina.jpg"]
 
@@ -87,10 +92,19 @@ class Command(BaseCommand):
             description="Segment every person, animal, vehicle and cup; flag dense scenes.",
             created_by=manager,
         )
-        for order, (name, colour, kind) in enumerate(LABELS):
-            label_create(project=project, name=name, color=colour, kind=kind, order=order)
+        labels = [
+            label_create(project=project, name=name, color=colour, kind=kind, guidelines=notes)
+            for name, colour, kind, notes in LABELS
+        ]
+        question_create(project=project, label=labels[0], text="Quality", choices=QUALITY, default="good")
+        question_create(project=project, text="Lighting", choices=["day", "night", "indoor"], required=True)
         for file_name in PHOTOGRAPHS:
             self._add_photo(project, file_name, manager)
+        # Two tasks of three photographs: the first for the annotator, the second left to assign.
+        tenant = resolve_tenant(manager, org.slug)
+        tasks = tasks_split(tenant=tenant, project=project, size=TASK_SIZE, actor=manager)
+        annotator = get_user_model().objects.get(username="annotator")
+        tasks_assign(tenant=tenant, tasks=tasks[:1], assignees=[annotator], actor=manager)
         return project
 
     def _add_photo(self, project: Project, file_name: str, user: Any) -> None:

@@ -1,0 +1,65 @@
+"""The realtime base: channel group names and publishing events after the transaction commits.
+
+Groups exist per organisation, project and media item. Services publish with
+``publish_after_commit``: a rolled-back change never reaches a browser, and an event never arrives
+before the rows it describes can be read. Events are channel-layer messages whose ``type`` names
+the consumer handler (``"job.progress"`` → ``job_progress``).
+
+A group is shared by every page of its scope, so it carries events for many kinds of consumer:
+consumers that join groups use ``GroupEventsMixin`` and drop event types they have no handler for.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.consumer import get_handler_name
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+def org_group(org_id: int) -> str:
+    return f"org.{int(org_id)}"
+
+
+def project_group(project_id: int) -> str:
+    return f"project.{int(project_id)}"
+
+
+def media_group(media_id: int) -> str:
+    return f"media.{int(media_id)}"
+
+
+def publish(group: str, event: dict[str, Any]) -> None:
+    """Send ``event`` to ``group`` now. Best effort: the database holds the truth and pages read it
+    on load, so a channel layer that is down loses a live update, never data, and never fails the
+    work that published it."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group, event)
+    except Exception:
+        logger.warning("Could not publish %s to %s", event.get("type"), group, exc_info=True)
+
+
+def publish_after_commit(group: str, event: dict[str, Any], *, using: str | None = None) -> None:
+    """Send ``event`` to ``group`` once the current transaction commits (at once outside one);
+    nothing is sent when it rolls back."""
+    transaction.on_commit(functools.partial(publish, group, event), using=using)
+
+
+class GroupEventsMixin:
+    """For consumers that join shared groups: an event type without a handler here is meant for
+    another kind of page and is dropped (Channels would otherwise fail the consumer)."""
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        message_type = message.get("type", "")
+        if not message_type.startswith("websocket.") and getattr(self, get_handler_name(message), None) is None:
+            return
+        await super().dispatch(message)  # type: ignore[misc]

@@ -1,0 +1,270 @@
+"""REST API: media (uploads of one or more files, the filtered list, one item, deletion) and the
+annotator-scope rule (an annotator reaches only the items of their own tasks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+
+from annotation.models import Annotation, MediaItem, Task
+from tests.api_client import api_url, token_client
+from tests.conftest import World
+from tests.factories import png_bytes
+
+MEDIA_FIELDS = {
+    "id",
+    "project",
+    "name",
+    "kind",
+    "width",
+    "height",
+    "size_bytes",
+    "content_type",
+    "file",
+    "thumbnail",
+    "task",
+    "done",
+    "answers",
+    "created_at",
+}
+
+
+def media_url(world: World) -> str:
+    return api_url("api_media_list", project_id=world.demo.project.pk)
+
+
+def upload(name: str, data: bytes, content_type: str = "image/png") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, data, content_type=content_type)
+
+
+def post_files(client: Any, url: str, files: list[SimpleUploadedFile]) -> Any:
+    return client.post(url, {"file": files}, format="multipart")
+
+
+def stored(world: World) -> int:
+    return MediaItem.objects.filter(project=world.demo.project).count()
+
+
+def test_it_stores_an_uploaded_image(world: World) -> None:
+    response = post_files(token_client(world.manager), media_url(world), [upload("cat.png", png_bytes(40, 30))])
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["refused"] == []
+    [created] = body["created"]
+    assert set(created) == MEDIA_FIELDS
+    assert (created["name"], created["kind"], created["width"], created["height"]) == ("cat.png", "image", 40, 30)
+    assert (created["task"], created["done"], created["answers"]) == (None, False, {})
+    item = MediaItem.objects.get(pk=created["id"])
+    assert (item.project, item.uploaded_by) == (world.demo.project, world.manager)
+    assert created["file"] == f"http://testserver/o/demo-lab/media/{item.pk}/file"
+    assert created["thumbnail"] == f"http://testserver/o/demo-lab/media/{item.pk}/thumbnail"
+    assert default_storage.exists(item.file.name)
+    assert default_storage.exists(item.thumbnail.name)
+
+
+def test_it_stores_several_files_in_one_request(world: World) -> None:
+    files = [upload(f"{n}.png", png_bytes(10 + n, 10)) for n in range(3)]
+    response = post_files(token_client(world.manager), media_url(world), files)
+    assert response.status_code == 201
+    assert [item["name"] for item in response.json()["created"]] == ["0.png", "1.png", "2.png"]
+    assert stored(world) == 4
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "code"),
+    [
+        ("empty.png", b"", "empty"),
+        ("notes.txt", b"just some text\n", "not_an_image"),
+        ("page.jpg", b"<!doctype html><script>alert(1)</script>", "not_an_image"),
+        # The image checks name this one precisely; here it only has to be refused.
+        ("half.png", png_bytes(200, 200)[:100], None),
+    ],
+    ids=["empty", "text", "html-named-jpg", "truncated"],
+)
+def test_it_refuses_a_bad_file_and_stores_nothing(world: World, name: str, data: bytes, code: str | None) -> None:
+    before = set(default_storage.listdir(f"org-{world.demo.org.pk}/project-{world.demo.project.pk}")[1])
+    response = post_files(token_client(world.manager), media_url(world), [upload(name, data)])
+    assert response.status_code == 400
+    body = response.json()
+    assert body["created"] == []
+    [refused] = body["refused"]
+    assert refused["name"] == name
+    assert refused["code"] == (code or refused["code"]) and refused["code"]
+    assert refused["error"]
+    assert stored(world) == 1
+    after = set(default_storage.listdir(f"org-{world.demo.org.pk}/project-{world.demo.project.pk}")[1])
+    assert after == before
+
+
+def test_it_stores_the_good_files_of_a_mixed_batch(world: World) -> None:
+    files = [upload("a.png", png_bytes()), upload("empty.png", b""), upload("b.png", png_bytes(8, 8))]
+    response = post_files(token_client(world.manager), media_url(world), files)
+    assert response.status_code == 207
+    body = response.json()
+    assert [item["name"] for item in body["created"]] == ["a.png", "b.png"]
+    assert [(item["name"], item["code"]) for item in body["refused"]] == [("empty.png", "empty")]
+    assert sorted(MediaItem.objects.filter(project=world.demo.project).values_list("original_name", flat=True)) == [
+        "a.png",
+        "b.png",
+        "photo.png",
+    ]
+
+
+def test_it_refuses_a_request_without_files(world: World) -> None:
+    response = token_client(world.manager).post(media_url(world), {"other": "x"}, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["code"] == "no_file"
+    assert stored(world) == 1
+
+
+def test_it_refuses_more_files_than_the_limit_in_one_request(world: World) -> None:
+    files = [upload(f"{n}.png", png_bytes(4, 4)) for n in range(101)]
+    response = post_files(token_client(world.manager), media_url(world), files)
+    assert response.status_code == 400
+    assert response.json() == {"detail": "At most 100 files per request.", "code": "too_many_files"}
+    assert stored(world) == 1
+
+
+def test_it_refuses_a_file_over_the_byte_limit_without_storing_it(world: World, settings: Any) -> None:
+    settings.MAX_UPLOAD_BYTES = 2048
+    response = post_files(token_client(world.manager), media_url(world), [upload("big.png", bytes(4096))])
+    assert response.status_code == 400
+    assert response.json()["refused"][0] == {
+        "name": "big.png",
+        "code": "too_large",
+        "error": "The file is 4096 bytes; the limit is 2048 bytes.",
+    }
+    assert stored(world) == 1
+
+
+def test_it_refuses_images_in_a_video_project(world: World) -> None:
+    MediaItem.objects.filter(project=world.demo.project).delete()
+    world.demo.project.media_type = "videos"
+    world.demo.project.save(update_fields=["media_type"])
+    response = post_files(token_client(world.manager), media_url(world), [upload("a.png", png_bytes())])
+    assert response.status_code == 400
+    assert response.json()["refused"][0]["code"] == "wrong_media_type"
+    assert stored(world) == 0
+
+
+def test_it_takes_uploads_only_as_multipart(world: World) -> None:
+    response = token_client(world.manager).post(media_url(world), {"file": "aGVsbG8="}, format="json")
+    assert response.status_code == 415
+    assert stored(world) == 1
+
+
+@pytest.mark.parametrize("role", ["annotator", "reviewer"])
+def test_it_refuses_uploads_below_manager(world: World, role: str) -> None:
+    response = post_files(token_client(getattr(world, role)), media_url(world), [upload("a.png", png_bytes())])
+    assert response.status_code == 403
+    assert stored(world) == 1
+
+
+def test_it_answers_404_to_uploads_into_another_organisations_project(world: World) -> None:
+    url = api_url("api_media_list", org_slug="other-lab", project_id=world.demo.project.pk)
+    response = post_files(token_client(world.outsider), url, [upload("a.png", png_bytes())])
+    assert response.status_code == 404
+    assert stored(world) == 1
+
+
+def make_items(world: World, count: int) -> list[MediaItem]:
+    from tests.factories import make_image
+
+    return [make_image(world.demo.project, name=f"extra{n}.png") for n in range(count)]
+
+
+def test_it_filters_the_list(world: World) -> None:
+    pool_item, done_item = make_items(world, 2)
+    done_item.done_at = timezone.now()
+    done_item.save(update_fields=["done_at"])
+    Annotation.objects.create(media=pool_item, label=world.demo.label)
+    client = token_client(world.manager)
+
+    def ids(**filters: str) -> list[int]:
+        response = client.get(media_url(world), filters)
+        assert response.status_code == 200
+        return [item["id"] for item in response.json()["results"]]
+
+    everything = [world.demo.media.pk, pool_item.pk, done_item.pk]
+    assert ids() == everything
+    assert ids(done="yes") == [done_item.pk]
+    assert ids(done="no") == [world.demo.media.pk, pool_item.pk]
+    assert ids(label=str(world.demo.label.pk)) == [pool_item.pk]
+    assert ids(task=str(world.demo.task.pk)) == [world.demo.media.pk]
+    assert ids(task="none") == [pool_item.pk, done_item.pk]
+    assert ids(assignee=str(world.annotator.pk)) == [world.demo.media.pk]
+    assert ids(assignee="none") == [pool_item.pk, done_item.pk]
+    assert ids(done="maybe") == everything
+
+
+def test_it_shows_an_annotator_only_their_tasks_items(world: World) -> None:
+    [pool_item] = make_items(world, 1)
+    other_task = Task.objects.create(project=world.demo.project, name="Task 2", assignee=world.reviewer)
+    [others_item] = make_items(world, 1)
+    others_item.task = other_task
+    others_item.save(update_fields=["task"])
+
+    annotator = token_client(world.annotator)
+    listed = [item["id"] for item in annotator.get(media_url(world)).json()["results"]]
+    assert listed == [world.demo.media.pk]
+    assert annotator.get(api_url("api_media_detail", media_id=world.demo.media.pk)).status_code == 200
+    for item in (pool_item, others_item):
+        assert annotator.get(api_url("api_media_detail", media_id=item.pk)).status_code == 404
+
+    reviewer = token_client(world.reviewer)
+    listed = [item["id"] for item in reviewer.get(media_url(world)).json()["results"]]
+    assert listed == [world.demo.media.pk, pool_item.pk, others_item.pk]
+    assert reviewer.get(api_url("api_media_detail", media_id=pool_item.pk)).status_code == 200
+
+
+@pytest.mark.parametrize("items", [1, 5])
+def test_it_lists_media_in_a_fixed_number_of_queries(world: World, django_assert_num_queries: Any, items: int) -> None:
+    make_items(world, items - 1)
+    client = token_client(world.manager)
+    # token + membership, project, then the page's count and its rows
+    with django_assert_num_queries(5):
+        response = client.get(media_url(world))
+    assert len(response.json()["results"]) == items
+
+
+def test_it_describes_one_item(world: World) -> None:
+    world.demo.media.answers = {"1": "yes"}
+    world.demo.media.done_at = timezone.now()
+    world.demo.media.save(update_fields=["answers", "done_at"])
+    response = token_client(world.annotator).get(api_url("api_media_detail", media_id=world.demo.media.pk))
+    body = response.json()
+    assert set(body) == MEDIA_FIELDS
+    assert (body["task"], body["done"], body["answers"]) == (world.demo.task.pk, True, {"1": "yes"})
+    assert (body["width"], body["height"], body["content_type"]) == (64, 48, "image/png")
+
+
+def test_it_deletes_an_item_with_its_files_and_annotations(
+    world: World, django_capture_on_commit_callbacks: Any
+) -> None:
+    files = [world.demo.media.file.name, world.demo.media.thumbnail.name]
+    annotation = Annotation.objects.create(media=world.demo.media, label=world.demo.label)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = token_client(world.manager).delete(api_url("api_media_detail", media_id=world.demo.media.pk))
+    assert response.status_code == 204
+    assert not MediaItem.objects.filter(pk=world.demo.media.pk).exists()
+    assert not Annotation.objects.filter(pk=annotation.pk).exists()
+    assert all(name and not default_storage.exists(name) for name in files)
+
+
+@pytest.mark.parametrize("role", ["annotator", "reviewer"])
+def test_it_refuses_deletion_below_manager(world: World, role: str) -> None:
+    response = token_client(getattr(world, role)).delete(api_url("api_media_detail", media_id=world.demo.media.pk))
+    assert response.status_code == 403
+    assert MediaItem.objects.filter(pk=world.demo.media.pk).exists()
+
+
+def test_it_answers_404_for_another_organisations_item(world: World) -> None:
+    client = token_client(world.outsider)
+    url = api_url("api_media_detail", org_slug="other-lab", media_id=world.demo.media.pk)
+    assert client.get(url).status_code == 404
+    assert client.delete(url).status_code == 404
+    assert MediaItem.objects.filter(pk=world.demo.media.pk).exists()
