@@ -13,10 +13,15 @@ from platform_core.tenancy import Tenant, get_for_org_or_404
 
 
 def project_list_for(tenant: Tenant) -> QuerySet[Project]:
-    return Project.objects.for_org(tenant.org).annotate(
-        media_count=Count("media", distinct=True),
-        done_count=Count("media", filter=Q(media__done_at__isnull=False), distinct=True),
-        label_count=Count("labels", distinct=True),
+    # Ordered here: Meta.ordering does not apply to a query with aggregates.
+    return (
+        Project.objects.for_org(tenant.org)
+        .annotate(
+            media_count=Count("media", distinct=True),
+            done_count=Count("media", filter=Q(media__done_at__isnull=False), distinct=True),
+            label_count=Count("labels", distinct=True),
+        )
+        .order_by("name", "id")
     )
 
 
@@ -29,10 +34,15 @@ def label_list(project: Project) -> QuerySet[Label]:
 
 
 def label_list_with_counts(project: Project) -> QuerySet[Label]:
-    return project.labels.annotate(annotation_count=Count("annotations", distinct=True)).prefetch_related("questions")
+    # The order is the studio's 1…9 keys; Meta.ordering does not apply to a query with aggregates.
+    return (
+        project.labels.annotate(annotation_count=Count("annotations", distinct=True))
+        .order_by("order", "name")
+        .prefetch_related("questions")
+    )
 
 
-def label_get(tenant: Tenant, project: Project, label_id: int) -> Label:
+def label_get(tenant: Tenant, project: Project, label_id: int | str) -> Label:
     return get_for_org_or_404(Label.objects.filter(project=project), tenant.org, pk=label_id)
 
 

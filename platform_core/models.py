@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -92,6 +94,12 @@ class Invitation(models.Model):
         return f"{self.email or 'link'} → {self.organization} ({self.get_role_display()})"
 
 
+def job_result_upload_to(instance: Job, filename: str) -> str:
+    # Under the organisation's key prefix, like media; a folder per file keeps the name the code
+    # chose (it is the download's name) without collisions.
+    return f"org-{instance.organization_id}/jobs/{uuid.uuid4().hex}/{filename}"
+
+
 class Job(models.Model):
     """A tenant-scoped record of one long piece of work run through the Tasks API (imports,
     exports, automatic masks, video propagation, crowd syncs): what, by whom, how far, how it ended."""
@@ -114,7 +122,7 @@ class Job(models.Model):
     progress_total = models.PositiveIntegerField(default=0)
     message = models.TextField(blank=True)
     report = models.JSONField(default=dict, blank=True)
-    result_file = models.FileField(upload_to="jobs/", max_length=300, blank=True)
+    result_file = models.FileField(upload_to=job_result_upload_to, max_length=300, blank=True)
     task_result_id = models.CharField(max_length=64, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(

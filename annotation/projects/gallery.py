@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
@@ -31,8 +32,15 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
     filters = {key: request.GET.get(key, "") for key in FILTERS}
     items = media_filtered(tenant, project, filters)
     page = Paginator(items, GALLERY_PAGE_SIZE).get_page(request.GET.get("page"))
-    query = "&".join(f"{key}={value}" for key, value in filters.items() if value)
-    context = {"project": project, "page": page, "filters": filters, "filter_query": query}
+    query = urlencode({key: value for key, value in filters.items() if value})
+    # can_manage in the fragment too: pages loaded by scrolling or filtering keep their selection boxes.
+    context = {
+        "project": project,
+        "page": page,
+        "filters": filters,
+        "filter_query": query,
+        "can_manage": tenant.can_manage,
+    }
     if request.htmx:
         # Infinite scroll and the filters ask for the gallery alone.
         return render(request, "annotation/project_detail.html#gallery-page", context)
@@ -44,7 +52,6 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         objects_per_label=objects_per_label_for([project]).get(project.pk, []),
         tasks=task_list(tenant, project) if tenant.has_role(Role.REVIEWER) else [],
         assignees=Membership.objects.for_org(tenant.org).select_related("user").order_by("user__username"),
-        can_manage=tenant.can_manage,
     )
     return render(request, "annotation/project_detail.html", context)
 

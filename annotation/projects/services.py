@@ -56,7 +56,11 @@ def project_update(*, project: Project, **changes: Any) -> Project:
 def project_delete(*, project: Project, confirm_name: str | None = None) -> None:
     """Delete a project with everything in it; a non-empty project asks for its name first."""
     if project.media.exists() and confirm_name != project.name:
-        raise ValidationError("Type the project's name to delete it with its media and annotations.", code="confirm")
+        if confirm_name:
+            message = f"“{confirm_name}” does not match the project's name: type “{project.name}” to delete it."
+        else:
+            message = "Type the project's name to delete it with its media and annotations."
+        raise ValidationError(message, code="confirm")
     project.delete()
 
 
@@ -140,6 +144,10 @@ def question_create(
         raise ValidationError({"label": "The label belongs to another project."})
     with transaction.atomic():
         siblings = project.questions.filter(label=label)
+        # The unique constraint does not hold for item questions (label NULL): check here for both.
+        if siblings.filter(text=text.strip()).exists():
+            about = f"each “{label.name}”" if label is not None else "each item"
+            raise ValidationError({"text": f"The question “{text.strip()}” is already asked about {about}."})
         last = siblings.aggregate(last=Max("order"))["last"]
         order = 0 if last is None else last + 1
         question = Question(

@@ -21,6 +21,11 @@ from platform_core.models import Role
 from platform_core.tenancy import member_required
 
 
+def _posted(request: HttpRequest) -> Any:
+    """The form data of a POST (even an empty one, which must still be validated), else None."""
+    return request.POST if request.method == "POST" else None
+
+
 def _errors(form: Any, exc: ValidationError) -> None:
     """Put a service's ValidationError on the form, per field where it names one."""
     if hasattr(exc, "error_dict"):
@@ -33,7 +38,7 @@ def _errors(form: Any, exc: ValidationError) -> None:
 @member_required(role=Role.MANAGER)
 @require_http_methods(["GET", "POST"])
 def project_create(request: HttpRequest) -> HttpResponse:
-    form = ProjectForm(request.POST or None)
+    form = ProjectForm(_posted(request))
     if request.method == "POST" and form.is_valid():
         try:
             project = services.project_create(
@@ -52,12 +57,13 @@ def project_create(request: HttpRequest) -> HttpResponse:
 def project_edit(request: HttpRequest, project_id: int) -> HttpResponse:
     project = project_get(request.tenant, project_id)
     initial = {"name": project.name, "description": project.description, "media_type": project.media_type}
-    form = ProjectForm(request.POST or None, initial=initial)
+    form = ProjectForm(_posted(request), initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             services.project_update(project=project, **form.cleaned_data)
         except ValidationError as exc:
             _errors(form, exc)
+            project.refresh_from_db()  # the page names the project as stored, not as typed
         else:
             messages.success(request, "Project saved.")
             return redirect(project)
@@ -68,7 +74,7 @@ def project_edit(request: HttpRequest, project_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def project_delete(request: HttpRequest, project_id: int) -> HttpResponse:
     project = project_get(request.tenant, project_id)
-    form = ProjectDeleteForm(request.POST or None)
+    form = ProjectDeleteForm(_posted(request))
     media_count = project.media.count()
     if request.method == "POST" and form.is_valid():
         try:
@@ -97,9 +103,10 @@ def _label_page(request: HttpRequest, project: Any, **extra: Any) -> HttpRespons
     template = "annotation/label_manager.html"
     if request.htmx:
         template += "#label-manager"
-    status = 400 if any(f.errors for f in (context["label_form"], context["question_form"])) else 200
-    response = render(request, template, context, status=status)
-    return response
+    # A form with errors is a 400 for a plain POST; htmx 2 does not swap 4xx answers, so the
+    # fragment that shows the errors comes back as a 200.
+    invalid = any(f.errors for f in (context["label_form"], context["question_form"]))
+    return render(request, template, context, status=400 if invalid and not request.htmx else 200)
 
 
 @member_required(role=Role.MANAGER)
@@ -172,8 +179,9 @@ def label_delete(request: HttpRequest, project_id: int, label_id: int) -> HttpRe
 def question_add(request: HttpRequest, project_id: int) -> HttpResponse:
     """Add a question: about each object of a label (``label`` given) or about each item."""
     project = project_get(request.tenant, project_id)
+    # No label: a question about each item. A label that is not this project's is a 404.
     label_id = request.POST.get("label", "")
-    label = label_get(request.tenant, project, int(label_id)) if label_id.isdigit() else None
+    label = label_get(request.tenant, project, label_id) if label_id else None
     form = QuestionForm(request.POST)
     if form.is_valid():
         try:

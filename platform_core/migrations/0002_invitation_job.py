@@ -4,6 +4,8 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+import platform_core.models
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -96,7 +98,10 @@ class Migration(migrations.Migration):
                 ("progress_total", models.PositiveIntegerField(default=0)),
                 ("message", models.TextField(blank=True)),
                 ("report", models.JSONField(blank=True, default=dict)),
-                ("result_file", models.FileField(blank=True, max_length=300, upload_to="jobs/")),
+                (
+                    "result_file",
+                    models.FileField(blank=True, max_length=300, upload_to=platform_core.models.job_result_upload_to),
+                ),
                 ("task_result_id", models.CharField(blank=True, max_length=64)),
                 ("attempts", models.PositiveIntegerField(default=0)),
                 ("created_at", models.DateTimeField(auto_now_add=True)),

@@ -236,3 +236,11 @@ def test_it_throttles_progress_writes_but_always_writes_the_last(
             progress.update(done=i + 1, total=200, message=f"item {i + 1}")
     job.refresh_from_db()
     assert (job.progress_done, job.message) == (200, "item 200")
+
+
+def test_it_stores_result_files_under_the_organisations_key_prefix(world: Any) -> None:
+    for side in (world.demo, world.other):
+        name = side.job.result_file.name
+        assert name.startswith(f"org-{side.org.pk}/jobs/"), name
+        assert name.endswith("/report.csv")  # the name chosen by the job is kept for the download
+    assert world.demo.job.result_file.name != world.other.job.result_file.name
