@@ -2,9 +2,14 @@
 
 Every accepted image is decoded and written anew, so what is stored holds pixels and nothing else:
 bytes appended to a file (an HTML page after a PNG's end), comments, text chunks, EXIF and XMP are
-gone; only the colour profile is kept. The type is sniffed from the bytes (never taken from the
-name); size and pixel limits are checked before anything is decoded; EXIF orientation is applied
-once here, so every later coordinate refers to the stored, upright image.
+gone. Only the colour profile is kept, and only as LittleCMS reads and writes it anew: bytes that are
+no profile (a page hidden in the profile's place) or that trail one are dropped, and so is a profile
+that no longer describes the pixels once they are converted (a CMYK profile on pixels made RGB).
+
+The type is sniffed from the bytes (never taken from the name); size and pixel limits, and whether
+the file can hold the pixels its header declares (PNG, Huffman-coded JPEG), are checked before
+anything is decoded; EXIF orientation is applied once here, so every later coordinate refers to the
+stored, upright image.
 
 What comes out, by what comes in:
 
@@ -35,7 +40,7 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from PIL.JpegImagePlugin import get_sampling
 
 ImageSource = bytes | bytearray | memoryview | os.PathLike | IO[bytes]
@@ -66,6 +71,9 @@ PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixe
 # Deflate cannot shrink data more than 1032:1 (a 258-byte match in 2 bits), and no real encoder
 # more than doubles it.
 DEFLATE_MAX_RATIO = 1032
+# JPEG frames whose pixel data is Huffman coded (baseline, extended, progressive): every 8×8 block of
+# the first component costs at least one bit there. Arithmetic coding has no such floor.
+JPEG_HUFFMAN_FRAMES = {0xC0, 0xC1, 0xC2}
 HEAD_BYTES = 4096
 
 
@@ -103,11 +111,13 @@ def normalise_image(source: ImageSource) -> NormalisedImage:
             _check_frames(image, fmt)
             if fmt == "PNG":
                 _check_png_data_size(fp, size)
+            elif fmt in ("JPEG", "MPO"):
+                _check_jpeg_data_size(fp, size, width, height)
             target = STORED_AS[fmt]
             options = _save_options(image, fmt, head)
             upright = _decode_upright(image)
             data = _encode(upright, target, options)
-            thumbnail = _thumbnail(upright)
+            thumbnail = _thumbnail(upright, options.get("icc_profile"))
     content_type, extension = CONTENT_TYPES[target]
     return NormalisedImage(data, content_type, extension, upright.width, upright.height, thumbnail)
 
@@ -116,7 +126,8 @@ def make_thumbnail(source: ImageSource) -> bytes:
     """The WebP thumbnail of an already stored (normalised) image, for rows made before thumbnails."""
     with _opened(source) as (fp, _size), _open_image(fp) as image:
         _check_pixels(*image.size)
-        return _thumbnail(_decode_upright(image))
+        icc = _clean_profile(image.info.get("icc_profile"))
+        return _thumbnail(_decode_upright(image), icc)
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -246,6 +257,49 @@ def _check_png_data_size(fp: IO[bytes], size: int) -> None:
         )
 
 
+def _check_jpeg_data_size(fp: IO[bytes], size: int, width: int, height: int) -> None:
+    """Refuse a JPEG too short to hold the image its header declares, before decoding it.
+
+    The decoder would allocate the declared bitmap and fill what the file lacks with one flat
+    colour, without an error; a whole file that cannot spend one bit on each 8×8 block is no
+    photograph of that size, only a small file inflating into a large bitmap.
+    """
+    if _jpeg_frame_marker(fp, size) not in JPEG_HUFFMAN_FRAMES:
+        return
+    least = (width // 8) * (height // 8) // 8
+    if size < least:
+        raise ValidationError(
+            f"The image header declares {width}×{height} pixels, but the file holds only {size} bytes, "
+            "which cannot be that image: the file is damaged or forged.",
+            code="size_mismatch",
+        )
+
+
+def _jpeg_frame_marker(fp: IO[bytes], size: int) -> int | None:
+    """The start-of-frame marker (its second byte) of a JPEG, found by walking its segments."""
+    position = 2
+    try:
+        while position + 4 <= size:
+            fp.seek(position)
+            segment = fp.read(4)
+            if segment[0] != 0xFF:
+                return None
+            marker = segment[1]
+            if marker == 0xFF:  # fill byte
+                position += 1
+            elif marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+                position += 2
+            elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                return marker
+            elif marker in (0xD9, 0xDA):  # the image or its data starts before any frame
+                return None
+            else:
+                position += 2 + struct.unpack(">H", segment[2:4])[0]
+    finally:
+        fp.seek(0)
+    return None
+
+
 def _png_idat_bytes(fp: IO[bytes], size: int) -> int:
     """How many bytes of compressed pixel data (IDAT chunks) the file really holds."""
     total, position = 0, 8
@@ -269,7 +323,7 @@ def _png_idat_bytes(fp: IO[bytes], size: int) -> int:
 def _save_options(image: Image.Image, fmt: str, head: bytes) -> dict[str, Any]:
     """What to carry over into the new file: the colour profile, transparency, JPEG sampling."""
     options: dict[str, Any] = {}
-    if icc := image.info.get("icc_profile"):
+    if icc := _clean_profile(image.info.get("icc_profile")):
         options["icc_profile"] = icc
     target = STORED_AS[fmt]
     if target == "JPEG":
@@ -285,6 +339,25 @@ def _save_options(image: Image.Image, fmt: str, head: bytes) -> dict[str, Any]:
     elif target == "PNG" and image.mode in ("P", "L", "RGB", "1") and "transparency" in image.info:
         options["transparency"] = image.info["transparency"]
     return options
+
+
+def _clean_profile(icc: bytes | None) -> bytes | None:
+    """The colour profile as LittleCMS writes it after reading it, or None if it reads none."""
+    if not icc:
+        return None
+    try:
+        return ImageCms.ImageCmsProfile(io.BytesIO(icc)).tobytes() or None
+    except (OSError, ValueError, TypeError, ImageCms.PyCMSError):
+        return None
+
+
+def _profile_fits(icc: bytes, mode: str) -> bool:
+    """Whether a profile describes pixels of this mode (an RGB profile RGB or palette pixels, a grey one grey)."""
+    try:
+        space = ImageCms.ImageCmsProfile(io.BytesIO(icc)).profile.xcolor_space.strip()
+    except (OSError, ValueError, TypeError, ImageCms.PyCMSError):
+        return False
+    return space == {"RGB": "RGB", "RGBA": "RGB", "P": "RGB", "L": "GRAY", "LA": "GRAY"}.get(mode)
 
 
 def _webp_is_lossless(head: bytes) -> bool:
@@ -325,6 +398,9 @@ def _encode(image: Image.Image, target: str, options: dict[str, Any]) -> bytes:
     if image.mode not in SAVABLE_MODES[target]:
         image = image.convert("RGBA" if target != "JPEG" and image.has_transparency_data else "RGB")
         options.pop("transparency", None)
+        if "icc_profile" in options and not _profile_fits(options["icc_profile"], image.mode):
+            # Pillow's conversion does not use the profile: what it describes is gone.
+            del options["icc_profile"]
     out = io.BytesIO()
     try:
         image.save(out, format=target, **options)
@@ -335,7 +411,7 @@ def _encode(image: Image.Image, target: str, options: dict[str, Any]) -> bytes:
     return out.getvalue()
 
 
-def _thumbnail(image: Image.Image) -> bytes:
+def _thumbnail(image: Image.Image, icc: bytes | None = None) -> bytes:
     width, height = image.size
     scale = min(1.0, THUMBNAIL_SIZE / max(width, height))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -344,8 +420,12 @@ def _thumbnail(image: Image.Image) -> bytes:
     small = source.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0) if size != source.size else source
     if small.mode not in ("RGB", "RGBA"):
         small = small.convert("RGBA" if small.has_transparency_data else "RGB")
+    options: dict[str, Any] = {"quality": THUMBNAIL_QUALITY}
+    if icc and _profile_fits(icc, small.mode):
+        # A wide-gamut photo's thumbnail shows the same colours as the photo.
+        options["icc_profile"] = icc
     out = io.BytesIO()
-    small.save(out, format="WEBP", quality=THUMBNAIL_QUALITY)
+    small.save(out, format="WEBP", **options)
     return out.getvalue()
 
 

@@ -124,6 +124,12 @@ class MediaItem(models.Model):
     def __str__(self) -> str:
         return self.original_name
 
+    def get_absolute_url(self) -> str:
+        return reverse(
+            "media_detail",
+            kwargs={"org_slug": self.project.organization.slug, "project_id": self.project_id, "media_id": self.pk},
+        )
+
 
 class Question(models.Model):
     """A single-choice question: about each object of a label, or (no label) about each item."""

@@ -6,9 +6,11 @@ from urllib.parse import urlsplit
 
 from django.contrib import admin
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import URLPattern, path
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from platform_core.models import Organization
@@ -35,6 +37,36 @@ class PlatformAdminSite(admin.AdminSite):
             return redirect(self._safe_next(request))
         # A signed-in member who runs no organisation: sending them to sign in again would loop.
         return render(request, "registration/admin_managers_only.html", status=403)
+
+    def get_urls(self) -> list:
+        urls = super().get_urls()
+        for index, pattern in enumerate(urls):
+            if isinstance(pattern, URLPattern) and pattern.name == "view_on_site":
+                urls[index] = path(str(pattern.pattern), self.admin_view(self.view_on_site), name="view_on_site")
+        return urls
+
+    def view_on_site(self, request: HttpRequest, content_type_id: str, object_id: str) -> HttpResponse:
+        """Django's "view on site" redirect, scoped: it fetches any object by content type and id and
+        answers with its URL, which names the organisation. Only an object the requesting user sees
+        in this admin gets its redirect; anything else is a 404."""
+        from django.contrib.contenttypes.models import ContentType
+        from django.contrib.contenttypes.views import shortcut
+
+        if not request.user.is_superuser:
+            try:
+                model = ContentType.objects.get_for_id(int(content_type_id)).model_class()
+            except (ContentType.DoesNotExist, ValueError):
+                raise Http404("No such object.") from None
+            model_admin = self._registry.get(model)
+            if model_admin is None or not model_admin.has_view_permission(request):
+                raise Http404("No such object.")
+            try:
+                visible = model_admin.get_queryset(request).filter(pk=object_id).exists()
+            except (ValueError, TypeError, ValidationError):
+                visible = False
+            if not visible:
+                raise Http404("No such object.")
+        return shortcut(request, content_type_id, object_id)
 
     def _safe_next(self, request: HttpRequest) -> str:
         target = request.GET.get("next", "")

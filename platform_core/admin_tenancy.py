@@ -11,6 +11,7 @@ from django.db.models import ForeignKey, ManyToManyField
 from django.http import Http404, HttpRequest
 
 from platform_core.admin_site import managed_orgs, may_manage
+from platform_core.tenancy import Tenant, resolve_tenant
 
 
 def _is_tenant_model(model: type[models.Model]) -> bool:
@@ -22,6 +23,21 @@ def _tenant_field(model: type[models.Model]) -> str | None:
     path = getattr(model, "tenant_path", "")
     first = path.split("__")[0]
     return None if first in ("", "pk", "id") else first
+
+
+def admin_tenant(request: HttpRequest, org: models.Model) -> Tenant:
+    """The tenant an admin page acts in, for the services that take one: the manager's own
+    membership of ``org`` (404 when there is none); for a superuser, who may do anything in the
+    admin, an unsaved owner's membership unless they run ``org`` themselves."""
+    from platform_core.models import Membership, Role
+
+    user = request.user
+    if not user.is_superuser:
+        return resolve_tenant(user, org.slug)
+    membership = Membership.objects.filter(user=user, organization=org).first()
+    if membership is None or membership.role not in Role.managing():
+        membership = Membership(user=user, organization=org, role=Role.OWNER)
+    return Tenant(org=org, membership=membership)
 
 
 class TenantPermissionsMixin:
@@ -71,6 +87,12 @@ class TenantTabularInline(TenantPermissionsMixin, admin.TabularInline):
 class TenantModelAdmin(TenantPermissionsMixin, admin.ModelAdmin):
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self._may_manage(request)
+
+    def view_on_site(self, obj: models.Model) -> str | None:
+        # Straight to the object's page on the site: Django's default goes through the admin's
+        # content-type redirect, one more hop (that redirect is scoped too, see admin_site).
+        url = getattr(obj, "get_absolute_url", None)
+        return url() if url else None
 
     def get_queryset(self, request: HttpRequest) -> models.QuerySet:
         queryset = super().get_queryset(request)

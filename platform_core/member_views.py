@@ -8,8 +8,9 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 from rest_framework.authtoken.models import Token
 
@@ -37,7 +38,11 @@ def _members_page(request: HttpRequest, form: InvitationForm, new_link: str = ""
         (m, may_change_membership(request.user, m))
         for m in Membership.objects.for_org(tenant.org).select_related("user").order_by("user__username")
     ]
-    invitations = Invitation.objects.for_org(tenant.org).filter(accepted_at__isnull=True).select_related("invited_by")
+    invitations = (
+        Invitation.objects.for_org(tenant.org)
+        .filter(accepted_at__isnull=True, expires_at__gt=timezone.now())
+        .select_related("invited_by")
+    )
     context = {
         "rows": rows,
         "grantable": grantable,
@@ -92,8 +97,8 @@ def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
     membership = get_for_org_or_404(Membership.objects.select_related("user"), request.tenant.org, pk=membership_id)
     try:
         members.membership_remove(tenant=request.tenant, actor=request.user, membership=membership)
-    except PermissionDenied as exc:
-        messages.error(request, str(exc))
+    except (ValidationError, PermissionDenied) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
     else:
         messages.success(request, f"{membership.user.get_username()} removed; their tasks are unassigned.")
     return redirect("members", org_slug=request.tenant.org.slug)
@@ -115,24 +120,29 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         invitation = members.invitation_from_token(token)
     except ValidationError as exc:
         return render(request, "platform_core/invitation_accept.html", {"error": exc.messages[0]}, status=410)
-    form = AccountForm(request.POST or None)
+    signed_in = request.user.is_authenticated
+    # A signed-in user joins with one button: the account form is for new people only.
+    form = AccountForm(request.POST if request.method == "POST" and not signed_in else None)
+    join_error = ""
     if request.method == "POST":
+        membership = None
         try:
-            if request.user.is_authenticated:
+            if signed_in:
                 membership = members.invitation_accept(token=token, user=request.user)
             elif form.is_valid():
                 membership = members.invitation_accept(token=token, **form.cleaned_data)
                 login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
-            else:
-                membership = None
         except ValidationError as exc:
-            form.add_error(None, exc)
-            membership = None
+            if signed_in:
+                join_error = " ".join(exc.messages)
+            else:
+                form.add_error(None, exc)
         if membership is not None:
             messages.success(request, f"Welcome to {membership.organization.name}.")
             return redirect("dashboard", org_slug=membership.organization.slug)
-    context = {"invitation": invitation, "form": form}
-    return render(request, "platform_core/invitation_accept.html", context, status=400 if form.errors else 200)
+    context = {"invitation": invitation, "form": form, "join_error": join_error}
+    failed = join_error or form.errors
+    return render(request, "platform_core/invitation_accept.html", context, status=400 if failed else 200)
 
 
 @login_required
@@ -140,9 +150,12 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
 def profile(request: HttpRequest) -> HttpResponse:
     """The user's API token: create (or replace) and revoke. The key is shown once, when made."""
     new_key = ""
+    action = request.POST.get("action")
+    if request.method == "POST" and action not in ("create", "revoke"):
+        return HttpResponseBadRequest("Unknown action: create or revoke the token.")
     if request.method == "POST":
         Token.objects.filter(user=request.user).delete()
-        if request.POST.get("action") == "create":
+        if action == "create":
             new_key = Token.objects.create(user=request.user).key
             messages.success(request, "New API token created: copy it now, it is shown only once.")
         else:

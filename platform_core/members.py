@@ -38,8 +38,15 @@ def _check_grant(tenant: Tenant, actor: Any, role: str) -> Role:
     return role
 
 
+def _created_stamp(invitation: Invitation) -> int:
+    return round(invitation.created_at.timestamp() * 1_000_000)
+
+
 def invitation_token(invitation: Invitation) -> str:
-    return signing.dumps({"i": invitation.pk}, salt=INVITATION_SALT, compress=True)
+    # The organisation and the creation time pin the token to this very row: should a row id ever
+    # come back (a database restored or rebuilt under the same secret key), an old link names nothing.
+    payload = {"i": invitation.pk, "o": invitation.organization_id, "t": _created_stamp(invitation)}
+    return signing.dumps(payload, salt=INVITATION_SALT, compress=True)
 
 
 def invitation_url(invitation: Invitation, *, request: Any = None) -> str:
@@ -88,8 +95,10 @@ def invitation_from_token(token: str) -> Invitation:
     """The open invitation a token names; ValidationError for a bad, used, revoked or expired link."""
     try:
         data = signing.loads(token, salt=INVITATION_SALT)
-        invitation = Invitation.objects.select_related("organization").get(pk=data["i"])
-    except (signing.BadSignature, KeyError, TypeError, Invitation.DoesNotExist):
+        invitation = Invitation.objects.select_related("organization").get(pk=data["i"], organization_id=data["o"])
+        if _created_stamp(invitation) != data["t"]:
+            raise Invitation.DoesNotExist
+    except (signing.BadSignature, KeyError, TypeError, ValueError, Invitation.DoesNotExist):
         raise ValidationError("This invitation link is not valid: it may have been revoked.", code="invalid") from None
     if invitation.accepted_at is not None:
         raise ValidationError("This invitation has already been used.", code="used")
@@ -138,11 +147,26 @@ def _create_account(*, username: str, password: str, email: str) -> Any:
     return user
 
 
+def _keep_an_owner(membership: Membership) -> None:
+    """Refuse to take away the organisation's last owner (the caller holds the transaction)."""
+    if membership.role != Role.OWNER:
+        return
+    owners = Membership.objects.select_for_update().filter(organization_id=membership.organization_id, role=Role.OWNER)
+    if not owners.exclude(pk=membership.pk).exists():
+        raise ValidationError(
+            "An organisation keeps at least one owner: appoint another owner first.", code="last_owner"
+        )
+
+
 def membership_change_role(*, tenant: Tenant, actor: Any, membership: Membership, role: str) -> Membership:
     if not may_change_membership(actor, membership):
         raise PermissionDenied("You may not change this member's role.")
-    membership.role = _check_grant(tenant, actor, role)
-    membership.save(update_fields=["role"])
+    role = _check_grant(tenant, actor, role)
+    with transaction.atomic():
+        if role != Role.OWNER:
+            _keep_an_owner(membership)
+        membership.role = role
+        membership.save(update_fields=["role"])
     return membership
 
 
@@ -153,5 +177,6 @@ def membership_remove(*, tenant: Tenant, actor: Any, membership: Membership) -> 
     from annotation.models import Task
 
     with transaction.atomic():
+        _keep_an_owner(membership)
         Task.objects.for_org(tenant.org).filter(assignee=membership.user).update(assignee=None)
         membership.delete()

@@ -113,8 +113,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A fresh checkout has no var/ yet; SQLite creates the file but not its folder.
     if DATABASES["default"]["NAME"] not in ("", ":memory:"):
         Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
-    # Several threads of one ASGI process write to the file: wait for the lock instead of failing.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Several threads of one ASGI process (and the job worker) write to the file. Transactions
+    # take the write lock when they begin (IMMEDIATE) and wait up to 20 s for it: a deferred
+    # transaction that reads first and writes later fails at once with "database is locked" when
+    # another one writes (SQLite cannot wait there without a deadlock). WAL lets readers go on
+    # while one writes and syncs less often.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=20,
+        transaction_mode="IMMEDIATE",
+        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -91,7 +91,7 @@ def _may_work_on(tenant: Tenant, task: Task, user: Any) -> bool:
 
 def task_submit(*, tenant: Tenant, task: Task, actor: Any) -> Task:
     """The assignee hands in a finished task for review."""
-    if task.assignee_id != actor.pk and not tenant.has_role(Role.MANAGER):
+    if task.assignee_id is None or task.assignee_id != actor.pk:
         raise PermissionDenied("Only the annotator of this task submits it.")
     if task.state not in (Task.State.NEW, Task.State.IN_PROGRESS, Task.State.REJECTED):
         raise ValidationError(f"A task that is {task.get_state_display().lower()} cannot be submitted.", code="state")

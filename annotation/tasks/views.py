@@ -4,7 +4,8 @@ task's items with < > >> and Enter."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -38,15 +39,18 @@ def project_tasks(request: HttpRequest, project_id: int) -> HttpResponse:
     form = SplitForm(request.POST or None, members=members)
     if request.method == "POST":
         if not tenant.can_manage:
-            messages.error(request, "Only managers split items into tasks.")
-        elif form.is_valid():
+            # Reviewers see the list; a split they send is refused like any action above their role.
+            raise PermissionDenied("Only managers split items into tasks.")
+        if form.is_valid():
             assignees = [_member_user(tenant, value) for value in form.cleaned_data["assignees"]]
             try:
-                tasks = services.tasks_split(
-                    tenant=tenant, project=project, size=form.cleaned_data["size"], actor=request.user
-                )
-                if assignees:
-                    services.tasks_assign(tenant=tenant, tasks=tasks, assignees=assignees, actor=request.user)
+                # One transaction: a refused assignment leaves no unassigned tasks behind.
+                with transaction.atomic():
+                    tasks = services.tasks_split(
+                        tenant=tenant, project=project, size=form.cleaned_data["size"], actor=request.user
+                    )
+                    if assignees:
+                        services.tasks_assign(tenant=tenant, tasks=tasks, assignees=assignees, actor=request.user)
             except ValidationError as exc:
                 form.add_error(None, exc)
             else:
@@ -163,7 +167,12 @@ def task_review(request: HttpRequest, task_id: int) -> HttpResponse:
     """Accept or reject a submitted task (rejected goes back to its annotator)."""
     tenant = request.tenant
     task = selectors.task_get(tenant, task_id)
-    accept = request.POST.get("decision") == "accept"
+    decision = request.POST.get("decision")
+    if decision not in ("accept", "reject"):
+        # A missing or mistyped decision must not reject the annotator's work.
+        messages.error(request, f"{task.name}: choose to accept or to reject it.")
+        return redirect("project_tasks", org_slug=tenant.org.slug, project_id=task.project_id)
+    accept = decision == "accept"
     try:
         services.task_review(tenant=tenant, task=task, accept=accept, actor=request.user)
     except ValidationError as exc:

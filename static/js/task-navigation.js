@@ -1,6 +1,6 @@
 // Keyboard navigation inside a task: "<" previous item, ">" next item, ">>" (two ">" in quick
 // succession) or "U" the next unannotated item, Enter saves and goes on. Keys typed into a field
-// other than a radio button are left alone.
+// other than a radio button are left alone, and so is Enter on a focused link or button.
 (() => {
   const DOUBLE_MS = 400;
   let pendingNext = null;
@@ -28,6 +28,8 @@
       event.preventDefault();
       go("nav-next-open");
     } else if (event.key === "Enter") {
+      // A focused link or button keeps its own Enter (keyboard users follow "<" or ">" with it).
+      if (target instanceof HTMLElement && target.closest("a[href], button")) return;
       event.preventDefault();
       const form = document.getElementById("item-form");
       if (form) form.requestSubmit();

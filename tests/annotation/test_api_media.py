@@ -3,14 +3,18 @@ annotator-scope rule (an annotator reaches only the items of their own tasks).""
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
+from PIL import Image
 
 from annotation.models import Annotation, MediaItem, Task
+from tests.annotation.test_image_files import forged_png, frames, jpeg_declaring, noise, noisy_png, sideways
 from tests.api_client import api_url, token_client
 from tests.conftest import World
 from tests.factories import png_bytes
@@ -49,6 +53,35 @@ def stored(world: World) -> int:
     return MediaItem.objects.filter(project=world.demo.project).count()
 
 
+def stored_files() -> set[str]:
+    root = Path(default_storage.location)
+    return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()}
+
+
+def stored_bytes(item_id: int, field: str = "file") -> bytes:
+    with default_storage.open(getattr(MediaItem.objects.get(pk=item_id), field).name, "rb") as handle:
+        return handle.read()
+
+
+def truncated_png() -> bytes:
+    data = noisy_png()
+    return data[: len(data) // 2]
+
+
+# name, bytes, the code the refusal names
+BAD_FILES = [
+    ("empty.png", lambda: b"", "empty"),
+    ("notes.txt", lambda: b"just some text\n", "not_an_image"),
+    ("half.png", truncated_png, "damaged"),
+    ("bomb.png", lambda: forged_png(100_000, 100_000, rows=1, row_bytes=30), "too_many_pixels"),
+    ("liar.png", lambda: forged_png(9000, 9000, rows=1, row_bytes=30), "size_mismatch"),
+    ("liar.jpg", lambda: jpeg_declaring(9000, 9000), "size_mismatch"),
+    ("logo.svg", lambda: b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>', "unsupported_format"),
+    ("page.jpg", lambda: b"<!doctype html><script>alert(1)</script>", "not_an_image"),
+    ("animation.gif", lambda: frames("GIF"), "multi_frame"),
+]
+
+
 def test_it_stores_an_uploaded_image(world: World) -> None:
     response = post_files(token_client(world.manager), media_url(world), [upload("cat.png", png_bytes(40, 30))])
     assert response.status_code == 201, response.json()
@@ -74,44 +107,99 @@ def test_it_stores_several_files_in_one_request(world: World) -> None:
     assert stored(world) == 4
 
 
-@pytest.mark.parametrize(
-    ("name", "data", "code"),
-    [
-        ("empty.png", b"", "empty"),
-        ("notes.txt", b"just some text\n", "not_an_image"),
-        ("page.jpg", b"<!doctype html><script>alert(1)</script>", "not_an_image"),
-        # The image checks name this one precisely; here it only has to be refused.
-        ("half.png", png_bytes(200, 200)[:100], None),
-    ],
-    ids=["empty", "text", "html-named-jpg", "truncated"],
-)
-def test_it_refuses_a_bad_file_and_stores_nothing(world: World, name: str, data: bytes, code: str | None) -> None:
-    before = set(default_storage.listdir(f"org-{world.demo.org.pk}/project-{world.demo.project.pk}")[1])
-    response = post_files(token_client(world.manager), media_url(world), [upload(name, data)])
+@pytest.mark.parametrize(("name", "make", "code"), BAD_FILES, ids=[name for name, _, _ in BAD_FILES])
+def test_it_refuses_a_bad_file_and_stores_nothing(world: World, name: str, make: Any, code: str) -> None:
+    files = stored_files()
+    response = post_files(token_client(world.manager), media_url(world), [upload(name, make())])
     assert response.status_code == 400
     body = response.json()
     assert body["created"] == []
     [refused] = body["refused"]
-    assert refused["name"] == name
-    assert refused["code"] == (code or refused["code"]) and refused["code"]
-    assert refused["error"]
+    assert (refused["name"], refused["code"]) == (name, code)
+    assert len(refused["error"]) > 15  # a sentence for people, not a code
     assert stored(world) == 1
-    after = set(default_storage.listdir(f"org-{world.demo.org.pk}/project-{world.demo.project.pk}")[1])
-    assert after == before
+    assert stored_files() == files
+
+
+def test_it_names_each_refused_file_of_a_request(world: World) -> None:
+    files = stored_files()
+    uploads = [upload(name, make()) for name, make, _ in BAD_FILES]
+    response = post_files(token_client(world.manager), media_url(world), uploads)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["created"] == []
+    assert [(item["name"], item["code"]) for item in body["refused"]] == [(name, code) for name, _, code in BAD_FILES]
+    assert len({item["error"] for item in body["refused"]}) > 5  # each says its own reason
+    assert stored(world) == 1
+    assert stored_files() == files
 
 
 def test_it_stores_the_good_files_of_a_mixed_batch(world: World) -> None:
-    files = [upload("a.png", png_bytes()), upload("empty.png", b""), upload("b.png", png_bytes(8, 8))]
-    response = post_files(token_client(world.manager), media_url(world), files)
+    files = stored_files()
+    batch = [
+        upload("empty.png", b""),
+        upload("a.png", png_bytes()),
+        upload("animation.gif", frames("GIF")),
+        upload("b.png", png_bytes(8, 8)),
+    ]
+    response = post_files(token_client(world.manager), media_url(world), batch)
     assert response.status_code == 207
     body = response.json()
     assert [item["name"] for item in body["created"]] == ["a.png", "b.png"]
-    assert [(item["name"], item["code"]) for item in body["refused"]] == [("empty.png", "empty")]
+    assert [(item["name"], item["code"]) for item in body["refused"]] == [
+        ("empty.png", "empty"),
+        ("animation.gif", "multi_frame"),
+    ]
     assert sorted(MediaItem.objects.filter(project=world.demo.project).values_list("original_name", flat=True)) == [
         "a.png",
         "b.png",
         "photo.png",
     ]
+    # Only the two stored items' files (and thumbnails) are new.
+    created = MediaItem.objects.filter(pk__in=[item["id"] for item in body["created"]])
+    assert stored_files() - files == {name for item in created for name in (item.file.name, item.thumbnail.name)}
+
+
+def test_it_stores_a_png_with_a_page_appended_as_a_clean_png(world: World) -> None:
+    clean = noisy_png(40, 30)
+    page = b"<html><body><script>fetch('/steal?'+document.cookie)</script></body></html>"
+    response = post_files(token_client(world.manager), media_url(world), [upload("polyglot.png", clean + page)])
+    assert response.status_code == 201, response.json()
+    [created] = response.json()["created"]
+    data = stored_bytes(created["id"])
+    for trace in (b"<script", b"<html", b"steal", b"cookie"):
+        assert trace not in data
+    with Image.open(io.BytesIO(data)) as image, Image.open(io.BytesIO(clean)) as original:
+        assert image.format == "PNG"
+        assert image.tobytes() == original.tobytes()
+
+
+def test_it_stores_a_tiff_as_a_png(world: World) -> None:
+    source = noise(30, 20)
+    buffer = io.BytesIO()
+    source.save(buffer, format="TIFF")
+    response = post_files(token_client(world.manager), media_url(world), [upload("scan.tif", buffer.getvalue())])
+    assert response.status_code == 201, response.json()
+    [created] = response.json()["created"]
+    assert (created["content_type"], created["width"], created["height"]) == ("image/png", 30, 20)
+    with Image.open(io.BytesIO(stored_bytes(created["id"]))) as image:
+        assert image.format == "PNG"
+        assert image.convert("RGB").tobytes() == source.tobytes()
+
+
+def test_it_stores_a_phone_photo_upright(world: World) -> None:
+    # Encoded 40×20 with EXIF orientation 6: stored 20×40, turned, without the tag.
+    response = post_files(token_client(world.manager), media_url(world), [upload("phone.jpg", sideways("JPEG"))])
+    assert response.status_code == 201, response.json()
+    [created] = response.json()["created"]
+    assert (created["width"], created["height"]) == (20, 40)
+    with Image.open(io.BytesIO(stored_bytes(created["id"]))) as image:
+        assert image.size == (20, 40)
+        assert 0x0112 not in image.getexif()
+        red, _, blue = image.getpixel((10, 5))
+        assert red > 200 and blue < 60
+    with Image.open(io.BytesIO(stored_bytes(created["id"], "thumbnail"))) as thumbnail:
+        assert (thumbnail.format, thumbnail.size) == ("WEBP", (20, 40))
 
 
 def test_it_refuses_a_request_without_files(world: World) -> None:

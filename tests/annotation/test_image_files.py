@@ -169,6 +169,38 @@ def test_it_refuses_a_header_whose_pixel_data_is_far_too_small(world: World) -> 
     assert "9000×9000" in error.messages[0]
 
 
+def jpeg_declaring(width: int, height: int, *, progressive: bool = False) -> bytes:
+    """A real 32×24 JPEG (behind 6 kB of EXIF) whose frame header is rewritten to declare width×height."""
+    exif = Image.Exif()
+    exif[0x010F] = "x" * 6000  # the frame header lies past the first 4 kB
+    data = bytearray(encoded(noise(32, 24), "JPEG", quality=90, progressive=progressive, exif=exif.tobytes()))
+    frame = data.find(b"\xff\xc2" if progressive else b"\xff\xc0")
+    assert frame > 6000
+    data[frame + 5 : frame + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("progressive", [False, True], ids=["baseline", "progressive"])
+def test_it_refuses_a_jpeg_header_that_declares_far_more_than_the_file_holds(world: World, progressive: bool) -> None:
+    # 9000×9000 is under the pixel limit: the decoder would fill a 324 MB bitmap with one flat
+    # colour, without an error. A few kB cannot hold one bit for each of its 8×8 blocks.
+    data = jpeg_declaring(9000, 9000, progressive=progressive)
+    with Image.open(io.BytesIO(data)) as probe:
+        assert probe.size == (9000, 9000)
+    error = assert_refused(world, data, "size_mismatch", name="photo.jpg")
+    assert "9000×9000" in error.messages[0]
+
+
+def test_it_accepts_the_smallest_honest_jpeg_of_a_large_size(world: World) -> None:
+    # One flat colour at the lowest quality spends two bits per 8×8 block: twice the floor checked.
+    item = media_create_image(
+        project=world.demo.project,
+        name="flat.jpg",
+        data=encoded(Image.new("L", (4000, 3000), 128), "JPEG", quality=1, optimize=True),
+    )
+    assert (item.width, item.height) == (4000, 3000)
+
+
 def test_it_refuses_a_header_that_declares_less_than_the_data_holds(world: World) -> None:
     # 10×10 declared, 100×100 of pixel data: the decoder finds data past the image's end.
     assert_refused(world, forged_png(10, 10, rows=100, row_bytes=300), "damaged")
@@ -216,7 +248,8 @@ def test_it_serves_a_png_with_an_html_page_appended_as_a_clean_png(world: World)
     clean = noisy_png(40, 30)
     item = media_create_image(project=world.demo.project, name="polyglot.png", data=clean + page)
     stored = read_stored(item)
-    assert b"<script" not in stored and b"<html" not in stored
+    for trace in (b"<script", b"<html", b"steal", b"cookie"):
+        assert trace not in stored
     assert stored.endswith(png_chunk(b"IEND", b""))
     assert b"uploaded as is" not in stored  # the text chunk is gone too
     with Image.open(io.BytesIO(stored)) as image, Image.open(io.BytesIO(clean)) as original:
@@ -249,6 +282,50 @@ def test_it_keeps_the_colour_profile(world: World) -> None:
     )
     with Image.open(io.BytesIO(read_stored(item))) as image:
         assert image.info.get("icc_profile") == icc
+    with default_storage.open(item.thumbnail.name, "rb") as handle, Image.open(handle) as thumbnail:
+        assert thumbnail.info.get("icc_profile") == icc  # the gallery shows the same colours
+
+
+def srgb_profile() -> bytes:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP", "PNG"])
+def test_it_drops_a_page_hidden_in_the_colour_profile(world: World, fmt: str) -> None:
+    # JPEG and WebP carry the profile's bytes as they are: the page would be served back inside the image.
+    page = b"<html><body><script>fetch('/steal?'+document.cookie)</script></body></html>"
+    data = encoded(noise(16, 16), fmt, icc_profile=page)
+    item = media_create_image(project=world.demo.project, name=f"p.{fmt.lower()}", data=data)
+    stored = read_stored(item)
+    assert b"<script" not in stored and b"cookie" not in stored
+    with Image.open(io.BytesIO(stored)) as image:
+        assert "icc_profile" not in image.info
+
+
+def test_it_drops_what_trails_a_colour_profile(world: World) -> None:
+    icc = srgb_profile()
+    data = encoded(noise(16, 16), "JPEG", icc_profile=icc + b"<script>alert(1)</script>")
+    item = media_create_image(project=world.demo.project, name="p.jpg", data=data)
+    stored = read_stored(item)
+    assert b"<script" not in stored
+    with Image.open(io.BytesIO(stored)) as image:
+        assert image.info.get("icc_profile") == icc
+
+
+def test_it_drops_a_cmyk_profile_from_pixels_made_rgb(world: World) -> None:
+    # The sRGB profile relabelled as describing CMYK: whatever it says about ink no longer fits
+    # the RGB pixels stored, so it must not travel with them.
+    icc = bytearray(srgb_profile())
+    icc[16:20] = b"CMYK"
+    data = encoded(Image.new("CMYK", (16, 16), (0, 255, 255, 0)), "JPEG", icc_profile=bytes(icc))
+    item = media_create_image(project=world.demo.project, name="print.jpg", data=data)
+    with Image.open(io.BytesIO(read_stored(item))) as image:
+        assert image.mode == "RGB"
+        assert "icc_profile" not in image.info
+        red, green, blue = image.getpixel((8, 8))
+        assert red > 200 and green < 60 and blue < 60
 
 
 def sideways(fmt: str, **save: object) -> bytes:

@@ -16,7 +16,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from moto.server import ThreadedMotoServer
 from PIL import Image
 from pytest_django import Settings
@@ -93,6 +93,7 @@ def photo_folder(tmp_path: Path) -> Path:
 def test_it_imports_a_folder_and_reports_what_it_skipped(
     world: World, photo_folder: Path, jobs_inline: Callable[[], Any]
 ) -> None:
+    files = stored_files()
     with jobs_inline():
         job = media_import_start_path(project=world.demo.project, source=str(photo_folder), user=world.manager)
     job.refresh_from_db()
@@ -110,6 +111,8 @@ def test_it_imports_a_folder_and_reports_what_it_skipped(
     assert "symbolic link" in skipped["link.png"]
     assert (job.progress_done, job.progress_total) == (8, 8)
     assert "resume" not in job.report
+    # The skipped files left nothing in storage: only the items' files and thumbnails are new.
+    assert stored_files() - files == {n for item in items.values() for n in (item.file.name, item.thumbnail.name)}
 
 
 def test_it_refuses_a_source_that_is_neither_folder_nor_zip(world: World, tmp_path: Path) -> None:
@@ -145,6 +148,7 @@ def test_it_imports_an_uploaded_zip_skipping_bad_unsafe_and_oversized_entries(
         [
             ("photos/one.png", image_bytes()),
             ("photos/two.jpg", image_bytes("JPEG")),
+            ("photos/2024/may/three.tif", image_bytes("TIFF")),
             ("photos/readme.txt", b"hello"),
             ("photos/broken.png", image_bytes("PNG", (64, 64))[:60]),
             ("../../etc/evil.png", image_bytes()),
@@ -160,7 +164,11 @@ def test_it_imports_an_uploaded_zip_skipping_bad_unsafe_and_oversized_entries(
     stored_zip = job.params["storage_name"]
     job.refresh_from_db()
     assert job.state == Job.State.SUCCEEDED, job.message
-    assert set(project_items(world)) == {"photos/one.png", "photos/two.jpg"}
+    items = project_items(world)
+    assert set(items) == {"photos/one.png", "photos/two.jpg", "photos/2024/may/three.tif"}
+    assert items["photos/2024/may/three.tif"].content_type == "image/png"
+    assert "not an image" in reasons(job)["photos/readme.txt"]
+    assert "damaged" in reasons(job)["photos/broken.png"]
     skipped = reasons(job)
     assert set(skipped) == {
         "photos/readme.txt",
@@ -175,24 +183,33 @@ def test_it_imports_an_uploaded_zip_skipping_bad_unsafe_and_oversized_entries(
     assert "20000" in skipped["photos/huge.png"]
     assert "symbolic link" in skipped["photos/link.png"]
     assert "hidden" in skipped["__MACOSX/photos/._one.png"]
-    assert job.report == {"imported": 2, "skipped": job.report["skipped"], "skipped_count": 7}
+    assert job.report == {"imported": 3, "skipped": job.report["skipped"], "skipped_count": 7}
     assert not default_storage.exists(stored_zip)  # the uploaded archive is gone once imported
+
+
+def with_declared_sizes(archive: bytes, sizes: dict[str, int]) -> bytes:
+    """The archive with the uncompressed sizes of some entries rewritten, in both of its headers."""
+    data = bytearray(archive)
+    with zipfile.ZipFile(io.BytesIO(archive)) as probe:
+        local = {name: probe.getinfo(name).header_offset for name in sizes}
+    central = data.find(b"PK\x01\x02")
+    while central >= 0:
+        name_length = int.from_bytes(data[central + 28 : central + 30], "little")
+        name = data[central + 46 : central + 46 + name_length].decode()
+        if name in sizes:
+            forged = sizes[name].to_bytes(4, "little")
+            data[local[name] + 22 : local[name] + 26] = forged  # local header
+            data[central + 24 : central + 28] = forged  # central directory
+        central = data.find(b"PK\x01\x02", central + 46)
+    return bytes(data)
 
 
 def test_it_skips_an_entry_that_inflates_past_its_declared_size(world: World, tmp_path: Path) -> None:
     # Forged headers: the entry claims 100 bytes but inflates to a whole PNG. Python's zipfile stops
     # at the declared size and the CRC check fails: skipped, never read on and on.
-    data = bytearray(zip_bytes([("a.png", image_bytes()), ("b.png", noise_png(32, 32))]))
-    with zipfile.ZipFile(io.BytesIO(bytes(data))) as probe:
-        local = probe.getinfo("b.png").header_offset
-    central = data.find(b"PK\x01\x02")
-    while data[central + 46 : central + 51] != b"b.png":
-        central = data.find(b"PK\x01\x02", central + 4)
-    forged = (100).to_bytes(4, "little")
-    data[local + 22 : local + 26] = forged  # uncompressed size, local header
-    data[central + 24 : central + 28] = forged  # and central directory
+    data = with_declared_sizes(zip_bytes([("a.png", image_bytes()), ("b.png", noise_png(32, 32))]), {"b.png": 100})
     path = tmp_path / "forged.zip"
-    path.write_bytes(bytes(data))
+    path.write_bytes(data)
     out = io.StringIO()
     call_command("import_media", str(path), project=world.demo.project.pk, stdout=out)
     assert set(project_items(world)) == {"a.png"}
@@ -218,6 +235,53 @@ def test_it_refuses_a_zip_bomb_whole_and_stores_nothing(
     assert caught.value.code == code
     assert stored_files() == files
     assert Job.objects.count() == jobs
+
+
+def test_it_refuses_a_zip_bomb_at_the_default_limits(world: World, tmp_path: Path) -> None:
+    # Thirteen small entries that declare 4 GB each unpack to 56 GB, over the 50 GiB a zip may
+    # hold: refused from the directory alone, as an upload and as a server path.
+    names = [f"photo{i:02}.png" for i in range(13)]
+    archive = with_declared_sizes(zip_bytes([(name, image_bytes()) for name in names]), dict.fromkeys(names, 2**32 - 2))
+    assert len(archive) < 20_000
+    with zipfile.ZipFile(io.BytesIO(archive)) as probe:
+        assert sum(info.file_size for info in probe.infolist()) > 50 * 1024**3
+    path = tmp_path / "bomb.zip"
+    path.write_bytes(archive)
+    files, jobs = stored_files(), Job.objects.count()
+    with pytest.raises(ValidationError) as upload_error:
+        media_import_start_zip(
+            project=world.demo.project, uploaded_file=SimpleUploadedFile("bomb.zip", archive), user=world.manager
+        )
+    with pytest.raises(ValidationError) as path_error:
+        media_import_start_path(project=world.demo.project, source=str(path), user=world.manager)
+    for caught in (upload_error, path_error):
+        assert caught.value.code == "too_large"
+        assert "unpacks to" in caught.value.messages[0]
+    assert stored_files() == files
+    assert Job.objects.count() == jobs
+    with pytest.raises(CommandError, match="unpacks to"):
+        call_command("import_media", str(path), project=world.demo.project.pk, stdout=io.StringIO())
+    assert not project_items(world)
+
+
+def test_it_skips_an_entry_that_unpacks_past_the_upload_limit_without_unpacking_it(
+    world: World, tmp_path: Path, settings: Settings
+) -> None:
+    # 60 MiB of zeros packed into 60 kB, beside a real photo: the entry is refused by its declared
+    # size (a forged smaller size would stop the inflating there, see above).
+    archive = zip_bytes([("bomb.png", bytes(60 * 1024 * 1024)), ("real.png", image_bytes())])
+    assert len(archive) < 100_000
+    path = tmp_path / "photos.zip"
+    path.write_bytes(archive)
+    out = io.StringIO()
+    call_command("import_media", str(path), project=world.demo.project.pk, stdout=out)
+    text = out.getvalue()
+    report = json.loads(text[text.index("{") : text.rindex("}") + 1])
+    assert report["imported"] == 1
+    assert report["skipped"] == [
+        {"name": "bomb.png", "reason": f"62914560 bytes unpacked; the limit is {settings.MAX_UPLOAD_BYTES} bytes"}
+    ]
+    assert set(project_items(world)) == {"real.png"}
 
 
 def test_it_fails_a_job_whose_server_zip_is_a_bomb(
@@ -367,7 +431,19 @@ def test_it_imports_an_s3_prefix_with_the_storage_credentials(
     assert set(items) == {"a.png", "sub/b.jpg"}
     keys = {entry["Key"] for entry in s3_media.client().list_objects_v2(Bucket=BUCKET)["Contents"]}
     assert {items["a.png"].file.name, items["a.png"].thumbnail.name} <= keys
-    assert set(reasons(job)) == {"list.csv", ".hidden.png"}
+    skipped = reasons(job)
+    assert set(skipped) == {"list.csv", ".hidden.png"}
+    assert "not an image" in skipped["list.csv"]
+    assert "hidden" in skipped[".hidden.png"]
+    assert (job.progress_done, job.progress_total) == (4, 4)
+
+
+def test_the_command_imports_an_s3_prefix(world: World, s3_media: S3Endpoint) -> None:
+    out = io.StringIO()
+    call_command("import_media", f"s3://{SOURCE_BUCKET}/batch1/sub", project=world.demo.project.pk, stdout=out)
+    # The prefix "batch1/sub" names batch1/sub/b.jpg as sub/b.jpg (relative to its folder).
+    assert set(project_items(world)) == {"sub/b.jpg"}
+    assert "1 imported, 0 skipped" in out.getvalue()
 
 
 def test_it_refuses_to_import_from_the_platforms_own_media_bucket(world: World, s3_media: S3Endpoint) -> None:

@@ -47,6 +47,12 @@ def png_file(name: str, size: tuple[int, int], colour: tuple[int, int, int]) -> 
     return {"name": name, "type": "image/png", "data": base64.b64encode(buffer.getvalue()).decode()}
 
 
+def press(page: Any, key: str) -> None:
+    # The keys are handled by a deferred script: let the page finish loading first.
+    page.wait_for_load_state("load")
+    page.keyboard.press(key)
+
+
 def sign_in(page: Any, base_url: str, username: str) -> None:
     page.context.clear_cookies()
     page.goto(base_url + "/accounts/login/")
@@ -132,30 +138,30 @@ def test_it_takes_a_manager_from_a_new_project_to_an_annotator_working_through_a
     expect(position).to_have_text("Item 1 of 3")
     first = image.get_attribute("data-media-id")
 
-    page.keyboard.press(">")
+    press(page, ">")
     expect(position).to_have_text("Item 2 of 3")
     second = image.get_attribute("data-media-id")
     assert second != first
-    page.keyboard.press("<")
+    press(page, "<")
     expect(position).to_have_text("Item 1 of 3")
     assert image.get_attribute("data-media-id") == first
 
     # On item 2, Enter saves it and goes on to the next unannotated item, 3.
-    page.keyboard.press(">")
+    press(page, ">")
     expect(position).to_have_text("Item 2 of 3")
-    page.keyboard.press("Enter")
+    press(page, "Enter")
     expect(position).to_have_text("Item 3 of 3")
     expect(page.get_by_test_id("task-nav")).to_contain_text("1/3 done")
     third = image.get_attribute("data-media-id")
     assert third not in (first, second)
 
     # Back to item 1; >> jumps over the finished item 2 straight to item 3.
-    page.keyboard.press("<")
+    press(page, "<")
     expect(position).to_have_text("Item 2 of 3")
-    page.keyboard.press("<")
+    press(page, "<")
     expect(position).to_have_text("Item 1 of 3")
-    page.keyboard.press(">")
-    page.keyboard.press(">")
+    press(page, ">")
+    press(page, ">")
     expect(position).to_have_text("Item 3 of 3")
     assert image.get_attribute("data-media-id") == third
 

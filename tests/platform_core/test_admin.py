@@ -10,9 +10,9 @@ from django.contrib import admin
 from django.test import Client
 from django.urls import reverse
 
-from annotation.models import Label, MediaItem, Project
+from annotation.models import Label, MediaItem, Project, Question, Task
 from platform_core.admin_tenancy import TenantModelAdmin
-from platform_core.models import Job, Membership, Organization
+from platform_core.models import Invitation, Job, Membership, Organization
 from tests.factories import LabelFactory, MembershipFactory, ProjectFactory
 
 # For each tenant model in the admin, the Demo Lab and Other Lab object of the world fixture.
@@ -26,6 +26,9 @@ OBJECTS = {
     Label: lambda w: (w.demo.label, w.other.label),
     MediaItem: lambda w: (w.demo.media, w.other.media),
     Job: lambda w: (w.demo.job, w.other.job),
+    Question: lambda w: (w.demo.question, w.other.question),
+    Task: lambda w: (w.demo.task, w.other.task),
+    Invitation: lambda w: (w.demo.invitation, w.other.invitation),
 }
 
 
