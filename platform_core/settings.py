@@ -199,6 +199,9 @@ SAM2_CHECKPOINT_DIR = Path(env_str("SAM2_CHECKPOINT_DIR", str(DATA_DIR / "checkp
 INFERENCE_DEVICE = env_str("INFERENCE_DEVICE", "auto")
 if INFERENCE_DEVICE not in {"auto", "cpu", "cuda"} and not INFERENCE_DEVICE.startswith("cuda:"):
     raise ImproperlyConfigured(f"INFERENCE_DEVICE={INFERENCE_DEVICE!r}: use auto, cpu, cuda or cuda:N.")
+# Memory for warm image embeddings (about 6 MiB each for SAM 2.1 at 1024 px), least recently used
+# evicted first.
+INFERENCE_EMBEDDING_CACHE_MB = env_int("INFERENCE_EMBEDDING_CACHE_MB", 1024, minimum=1)
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -17,7 +17,11 @@ def _with_progress(queryset: QuerySet[Task]) -> QuerySet[Task]:
 
 
 def task_list(tenant: Tenant, project: Project) -> QuerySet[Task]:
-    return _with_progress(Task.objects.for_org(tenant.org).filter(project=project)).order_by("id")
+    """The project's tasks; an annotator's list holds only their own (as ``task_get`` does)."""
+    tasks = Task.objects.for_org(tenant.org).filter(project=project)
+    if not tenant.has_role(Role.REVIEWER):
+        tasks = tasks.filter(assignee=tenant.membership.user)
+    return _with_progress(tasks).order_by("id")
 
 
 def my_tasks(tenant: Tenant) -> QuerySet[Task]:

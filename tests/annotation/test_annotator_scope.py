@@ -135,6 +135,14 @@ def test_it_keeps_another_annotators_items_out_of_the_api_list(world: World, sco
     assert [task["id"] for task in mine] == [scope.my_task.pk]
 
 
+def test_it_lists_only_their_own_tasks_in_the_projects_task_list_api(world: World, scope: Scope) -> None:
+    url = api_url("api_task_list", project_id=world.demo.project.pk)
+    listed = token_client(scope.second).get(url).json()["results"]
+    assert [task["id"] for task in listed] == [scope.my_task.pk]
+    everything = token_client(world.reviewer).get(url).json()["results"]
+    assert {task["id"] for task in everything} == {scope.my_task.pk, scope.their_task.pk}
+
+
 def test_it_keeps_another_annotators_tasks_out_of_my_tasks(world: World, scope: Scope) -> None:
     body = client_for(scope.second).get(page("my_tasks")).content.decode()
     assert f'data-task-id="{scope.my_task.pk}"' in body

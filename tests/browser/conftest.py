@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+from django.db import connections
+
+T = TypeVar("T")
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 # Flags for a closed network and a root user: no sandbox, no background calls home.
@@ -39,3 +44,20 @@ def page(monkeypatch: pytest.MonkeyPatch) -> Iterator:
         yield page
         context.close()
         browser.close()
+
+
+def in_own_thread(query: Callable[[], T]) -> T:
+    """Run a database check while Playwright drives the page, and close its connection after.
+
+    Inside the test body Playwright's event loop is running, so an ORM call there would open a
+    connection of its own that nothing closes (and PostgreSQL then cannot drop the test database).
+    A short-lived thread has an ordinary thread-local connection, closed here when it is done."""
+
+    def run() -> T:
+        try:
+            return query()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()

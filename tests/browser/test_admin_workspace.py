@@ -7,8 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.db.models import Count
 
 from annotation.models import Task
+from tests.browser.conftest import in_own_thread
 from tests.browser.test_hardening import visit, watch
 from tests.browser.test_sign_in import sign_in
 from tests.factories import png_bytes
@@ -61,8 +63,15 @@ def test_it_runs_a_project_from_the_admin(world: Any, live_server: Any, page: An
     page.get_by_role("button", name="Split").click()
     page.wait_for_url(f"{base}/admin/annotation/project/")
     assert f"{project.name}: made 2 tasks." in page.locator("ul.messagelist").inner_text()
-    new_tasks = list(Task.objects.filter(project=project).exclude(pk=world.demo.task.pk).order_by("id"))
-    assert [task.items.count() for task in new_tasks] == [1, 1]
+    new_tasks = in_own_thread(
+        lambda: list(
+            Task.objects.filter(project=project)
+            .exclude(pk=world.demo.task.pk)
+            .annotate(item_count=Count("items"))
+            .order_by("id")
+        )
+    )
+    assert [task.item_count for task in new_tasks] == [1, 1]
 
     # Assign one of them to the reviewer: only Demo Lab's people are offered.
     run_action(
@@ -77,8 +86,7 @@ def test_it_runs_a_project_from_the_admin(world: Any, live_server: Any, page: An
     page.get_by_label("reviewer").check()
     page.get_by_role("button", name="Assign").click()
     page.wait_for_url(f"{base}/admin/annotation/task/")
-    new_tasks[0].refresh_from_db()
-    assert new_tasks[0].assignee == world.reviewer
+    assert in_own_thread(lambda: Task.objects.get(pk=new_tasks[0].pk).assignee_id) == world.reviewer.pk
 
     # Admin → site from the task's page.
     page.goto(f"{base}/admin/annotation/task/{new_tasks[0].pk}/change/")

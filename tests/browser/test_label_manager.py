@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from annotation.models import Label
+from tests.browser.conftest import in_own_thread
 from tests.browser.test_sign_in import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -39,8 +40,7 @@ def test_it_keeps_the_colour_picker_and_the_hex_field_in_step(world: Any, live_s
     hex_field.locator("xpath=ancestor::form").get_by_role("button", name="Save").click()
     expect(page.get_by_label(f"Hex colour of {label.name}")).to_have_value("#d62728")
     assert page.evaluate("window.__samePage") is True
-    label.refresh_from_db()
-    assert label.color == "#d62728"
+    assert in_own_thread(lambda: Label.objects.get(pk=label.pk).color) == "#d62728"
 
 
 def test_it_adds_labels_shows_a_bad_colour_and_reorders(world: Any, live_server: Any, page: Any) -> None:
@@ -52,7 +52,7 @@ def test_it_adds_labels_shows_a_bad_colour_and_reorders(world: Any, live_server:
     add.get_by_label("Hex colour").fill("red")
     add.get_by_role("button", name="Add label").click()
     expect(page.get_by_text("Use a colour like #1f77b4.")).to_be_visible()
-    assert not Label.objects.filter(name="person").exists()
+    assert not in_own_thread(lambda: Label.objects.filter(name="person").exists())
 
     add = page.locator("form.label-add")
     add.get_by_label("Name").fill("person")
@@ -68,7 +68,8 @@ def test_it_adds_labels_shows_a_bad_colour_and_reorders(world: Any, live_server:
     expect(rows.nth(0).locator(".shortcut")).to_have_text("1")
     expect(page.get_by_role("button", name="Move person up")).to_be_disabled()
     assert page.evaluate("window.__samePage") is True
-    assert list(world.demo.project.labels.order_by("order").values_list("name", "color")) == [
+    project = world.demo.project
+    assert in_own_thread(lambda: list(project.labels.order_by("order").values_list("name", "color"))) == [
         ("person", "#9467bd"),
         (first.name, first.color),
     ]
