@@ -45,8 +45,10 @@ def _created_stamp(invitation: Invitation) -> int:
 def invitation_token(invitation: Invitation) -> str:
     # The organisation and the creation time pin the token to this very row: should a row id ever
     # come back (a database restored or rebuilt under the same secret key), an old link names nothing.
+    # Signed without a timestamp (expiry is the row's expires_at): the same invitation always has
+    # the same link, wherever and whenever it is shown.
     payload = {"i": invitation.pk, "o": invitation.organization_id, "t": _created_stamp(invitation)}
-    return signing.dumps(payload, salt=INVITATION_SALT, compress=True)
+    return signing.Signer(salt=INVITATION_SALT).sign_object(payload, compress=True)
 
 
 def invitation_url(invitation: Invitation, *, request: Any = None) -> str:
@@ -94,7 +96,7 @@ def invitation_revoke(*, tenant: Tenant, actor: Any, invitation: Invitation) -> 
 def invitation_from_token(token: str) -> Invitation:
     """The open invitation a token names; ValidationError for a bad, used, revoked or expired link."""
     try:
-        data = signing.loads(token, salt=INVITATION_SALT)
+        data = signing.Signer(salt=INVITATION_SALT).unsign_object(token)
         invitation = Invitation.objects.select_related("organization").get(pk=data["i"], organization_id=data["o"])
         if _created_stamp(invitation) != data["t"]:
             raise Invitation.DoesNotExist
