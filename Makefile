@@ -38,13 +38,13 @@ demo: migrate
 	@# The job worker runs beside daphne and stops with it (Ctrl+C, or daphne failing to start).
 	DEBUG=1 $(BIN)/python manage.py db_worker --queue-name '*' --no-reload & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
-	DEBUG=1 $(BIN)/daphne -b 127.0.0.1 -p $(PORT) platform_core.asgi:application
+	DEBUG=1 $(BIN)/python -m platform_core.server -b 127.0.0.1 -p $(PORT) platform_core.asgi:application
 
 # Production-style start: settings come from the environment (see README).
 serve: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput
-	$(BIN)/daphne -b $${HOST:-127.0.0.1} -p $(PORT) platform_core.asgi:application
+	$(BIN)/python -m platform_core.server -b $${HOST:-127.0.0.1} -p $(PORT) platform_core.asgi:application
 
 chromium:
 	@test -x $(CHROMIUM) || { \

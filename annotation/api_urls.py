@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.urls import path
 
-from annotation.api import labels, media, projects, tasks
+from annotation.api import annotations, labels, media, projects, tasks
 
 project = "projects/<int:project_id>/"
+item = "media/<int:media_id>/"
 
 urlpatterns = [
     path("projects/", projects.ProjectListApi.as_view(), name="api_project_list"),
@@ -18,6 +19,12 @@ urlpatterns = [
     path(project + "questions/<int:question_id>/", labels.QuestionDetailApi.as_view(), name="api_question_detail"),
     path(project + "media/", media.MediaListApi.as_view(), name="api_media_list"),
     path("media/<int:media_id>/", media.MediaDetailApi.as_view(), name="api_media_detail"),
+    path(item + "annotations/", annotations.AnnotationListApi.as_view(), name="api_annotation_list"),
+    path(
+        item + "annotations/<int:annotation_id>/",
+        annotations.AnnotationDetailApi.as_view(),
+        name="api_annotation_detail",
+    ),
     path(project + "tasks/", tasks.ProjectTaskListApi.as_view(), name="api_task_list"),
     path("tasks/mine/", tasks.MyTaskListApi.as_view(), name="api_my_tasks"),
     path("tasks/<int:task_id>/", tasks.TaskDetailApi.as_view(), name="api_task_detail"),

@@ -7,6 +7,7 @@ from django.urls import path
 from annotation import views
 from annotation.projects import gallery
 from annotation.projects import views as project_views
+from annotation.studio import views as studio_views
 from annotation.tasks import views as task_views
 
 project = "projects/<int:project_id>/"
@@ -33,6 +34,7 @@ urlpatterns = [
     path("tasks/", task_views.my_tasks, name="my_tasks"),
     path("tasks/<int:task_id>/", task_views.task_open, name="task_open"),
     path("tasks/<int:task_id>/items/<int:media_id>/", task_views.task_item, name="task_item"),
+    path("tasks/<int:task_id>/items/<int:media_id>/studio/", studio_views.studio, name="studio"),
     path("tasks/<int:task_id>/submit/", task_views.task_submit, name="task_submit"),
     path("tasks/<int:task_id>/review/", task_views.task_review, name="task_review"),
     path("tasks/<int:task_id>/assign/", task_views.task_assign, name="task_assign"),

@@ -11,7 +11,9 @@ class PlatformCoreConfig(AppConfig):
     verbose_name = "Platform"
 
     def ready(self) -> None:
-        from platform_core import checks  # noqa: F401 - registers the deployment checks
+        # Imported for their side effects: the deployment checks, and the receivers that push
+        # access.changed to a user's open sockets.
+        from platform_core import checks, signals  # noqa: F401
 
 
 class PlatformAdminConfig(admin_apps.AdminConfig):

@@ -1,6 +1,9 @@
 """The realtime base: channel group names and publishing events after the transaction commits.
 
-Groups exist per organisation, project and media item. Services publish with
+Groups exist per organisation, project and media item, and per user: a user's group carries
+``access.changed`` (published by ``platform_core.signals`` when a sign-out, a membership change or
+a deactivation may end access), which every open socket of that user answers by checking its
+access again at once (``platform_core.websockets``). Services publish with
 ``publish_after_commit``: a rolled-back change never reaches a browser, and an event never arrives
 before the rows it describes can be read. Events are channel-layer messages whose ``type`` names
 the consumer handler (``"job.progress"`` → ``job_progress``).
@@ -19,6 +22,7 @@ from asgiref.sync import async_to_sync
 from channels.consumer import get_handler_name
 from channels.layers import get_channel_layer
 from django.db import transaction
+from django.utils.crypto import salted_hmac
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +37,24 @@ def project_group(project_id: int) -> str:
 
 def media_group(media_id: int) -> str:
     return f"media.{int(media_id)}"
+
+
+def user_group(user_id: int) -> str:
+    return f"user.{int(user_id)}"
+
+
+def session_fingerprint(session_key: str) -> str:
+    """Names a session in events without putting its key (a credential) on the channel layer."""
+    return salted_hmac("platform_core.realtime.session", session_key, algorithm="sha256").hexdigest()[:32]
+
+
+def publish_access_changed(user_id: int, *, ended_session_key: str = "", using: str | None = None) -> None:
+    """After commit, tell every open socket of the user to check its access again; with
+    ``ended_session_key``, only that session ended: its sockets close and the others carry on."""
+    event: dict[str, Any] = {"type": "access.changed"}
+    if ended_session_key:
+        event["session"] = session_fingerprint(ended_session_key)
+    publish_after_commit(user_group(user_id), event, using=using)
 
 
 def publish(group: str, event: dict[str, Any]) -> None:

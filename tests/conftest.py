@@ -1,6 +1,7 @@
 """The base fixture set: an organisation with owner, manager, reviewer and annotator; another
 organisation with its own owner (the outsider); in each, a project with a label, a per-object
-question, an image and a task holding the image (Demo Lab's task is the annotator's)."""
+question, an image, a task holding the image (Demo Lab's task is the annotator's) and one
+annotation (a box) on the image, drawn by the task's assignee."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
-from annotation.models import Label, MediaItem, Project, Question, Task
+from annotation.masks import box_to_rle, rle_area, rle_bbox
+from annotation.models import Annotation, Label, MediaItem, Project, Question, Task
 from platform_core.models import Invitation, Job, Membership, Organization, Role
 from tests.factories import LabelFactory, MembershipFactory, OrganizationFactory, ProjectFactory, make_image
 
@@ -30,6 +32,7 @@ class Side:
     membership: Membership  # the task assignee's
     invitation: Invitation  # an open link invitation
     job: Job  # a finished import started by the task assignee, with a result file
+    annotation: Annotation  # a box on the image, version 1, by the task assignee
 
 
 @dataclass
@@ -69,6 +72,16 @@ def _side(org: Organization, assignee: Any) -> Side:
         report={"imported": 1, "skipped": [{"name": "notes.txt", "reason": "not an image"}]},
     )
     job.result_file.save("report.csv", ContentFile(b"name,reason\nnotes.txt,not an image\n"))
+    rle = box_to_rle([8, 6, 24, 20], height=media.height, width=media.width)
+    annotation = Annotation.objects.create(
+        media=media,
+        label=label,
+        rle=rle,
+        bbox=rle_bbox(rle),
+        area=rle_area(rle),
+        drawn={"box": [8, 6, 24, 20]},
+        author=assignee,
+    )
     return Side(
         org=org,
         project=project,
@@ -79,6 +92,7 @@ def _side(org: Organization, assignee: Any) -> Side:
         membership=membership,
         invitation=invitation,
         job=job,
+        annotation=annotation,
     )
 
 

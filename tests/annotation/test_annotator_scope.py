@@ -191,6 +191,8 @@ def test_it_answers_404_on_every_item_route_for_another_annotators_item(world: W
         kwargs["project_id"] = world.demo.project.pk
     if "task_id" in ITEM_ROUTES[name]:
         kwargs["task_id"] = scope.their_task.pk
+    if "annotation_id" in ITEM_ROUTES[name]:
+        kwargs["annotation_id"] = world.demo.annotation.pk
     url = page(name, **kwargs)
     client = token_client(scope.second) if name.startswith("api_") else client_for(scope.second)
     response = client.get(url)

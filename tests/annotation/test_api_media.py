@@ -281,7 +281,7 @@ def test_it_filters_the_list(world: World) -> None:
     assert ids() == everything
     assert ids(done="yes") == [done_item.pk]
     assert ids(done="no") == [world.demo.media.pk, pool_item.pk]
-    assert ids(label=str(world.demo.label.pk)) == [pool_item.pk]
+    assert ids(label=str(world.demo.label.pk)) == [world.demo.media.pk, pool_item.pk]  # the fixture's box
     assert ids(task=str(world.demo.task.pk)) == [world.demo.media.pk]
     assert ids(task="none") == [pool_item.pk, done_item.pk]
     assert ids(assignee=str(world.annotator.pk)) == [world.demo.media.pk]

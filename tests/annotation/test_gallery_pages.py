@@ -53,7 +53,7 @@ def shown(response: Any) -> list[str]:
 def stocked(world: World) -> dict[str, Any]:
     """Demo Lab's project with five items: a.png (the fixture's, in the annotator's Task 1), b.png
     also in Task 1 and done, c.png in the reviewer's Task 2, d.png and e.png in no task; "car"
-    objects on b and c, a "person" on d."""
+    objects on a (the fixture's box), b and c, a "person" on d."""
     project = world.demo.project
     items = {"a.png": world.demo.media}
     MediaItem.objects.filter(pk=world.demo.media.pk).update(original_name="a.png")
@@ -76,7 +76,7 @@ def stocked(world: World) -> dict[str, Any]:
 def test_it_shows_progress_and_objects_per_label(world: World, stocked: dict[str, Any]) -> None:
     page = text_of(client_for(world.manager).get(detail_url(world)))
     assert "1 of 5 items done · Images" in page
-    assert f"{stocked['car'].name}: 2 objects · person: 1 object" in page
+    assert f"{stocked['car'].name}: 3 objects · person: 1 object" in page
 
 
 def test_it_renders_the_gallery_alone_for_htmx_and_varies_on_it(world: World, stocked: dict[str, Any]) -> None:
@@ -118,7 +118,7 @@ def test_it_offers_no_selection_or_upload_to_annotators_and_reviewers(world: Wor
         ({}, ["a.png", "b.png", "c.png", "d.png", "e.png"]),
         ({"done": "yes"}, ["b.png"]),
         ({"done": "no"}, ["a.png", "c.png", "d.png", "e.png"]),
-        ({"label": "car"}, ["b.png", "c.png"]),
+        ({"label": "car"}, ["a.png", "b.png", "c.png"]),
         ({"label": "person"}, ["d.png"]),
         ({"task": "task1"}, ["a.png", "b.png"]),
         ({"task": "task2"}, ["c.png"]),

@@ -41,7 +41,16 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         subprocess.run(manage + command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "platform_core.asgi:application"],
+        [
+            sys.executable,
+            "-m",
+            "platform_core.server",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "platform_core.asgi:application",
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -8,6 +8,7 @@ below if it takes a new object id). Admin URLs are covered object by object in t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ OBJECT_KWARGS: dict[str, Callable[[Any], int]] = {
     "membership_id": lambda side: side.membership.pk,
     "invitation_id": lambda side: side.invitation.pk,
     "job_id": lambda side: side.job.pk,
+    "annotation_id": lambda side: side.annotation.pk,
 }
 
 
@@ -182,7 +184,7 @@ def tenant_websocket_urls() -> list[tuple[str, str | None]]:
 
 
 def test_it_has_tenant_websockets_to_walk() -> None:
-    assert {name for _, name in tenant_websocket_urls()} >= {"ws_ping", "ws_jobs"}
+    assert {name for _, name in tenant_websocket_urls()} >= {"ws_ping", "ws_jobs", "ws_studio"}
     assert all(TENANT_MARK in route for route, _ in websocket_urls()), "every websocket is a tenant websocket"
 
 
@@ -196,8 +198,7 @@ async def test_it_refuses_websockets_to_outsiders_and_anonymous_users(world: Any
     from tests.platform_core.test_websockets import communicator, session_cookie
 
     _assert_all_kwargs_known(route)
-    path = "/" + route.replace(TENANT_MARK, world.demo.org.slug)
-    assert "<" not in path, f"{route}: fill its object kwargs here"
+    path = _websocket_path(route, world.demo, world.demo.org.slug)
 
     member_cookie = await database_sync_to_async(session_cookie)(world.annotator)
     member = communicator("", cookie=member_cookie, path=path)
@@ -209,3 +210,14 @@ async def test_it_refuses_websockets_to_outsiders_and_anonymous_users(world: Any
         ws = communicator("", cookie=cookie, path=path)
         assert await ws.connect() == (False, code)
         await ws.disconnect()
+    # Their own organisation in the path with Demo Lab's object ids: refused just the same.
+    if re.search(r"<(?:\w+:)?(?!org_slug)\w+>", route):
+        mixed = _websocket_path(route, world.demo, world.other.org.slug)
+        ws = communicator("", cookie=outsider_cookie, path=mixed)
+        assert await ws.connect() == (False, CLOSE_NOT_FOUND), mixed
+        await ws.disconnect()
+
+
+def _websocket_path(route: str, side: Any, org_slug: str) -> str:
+    kwargs = _kwargs(route, side, org_slug)
+    return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda match: str(kwargs[match.group(1)]), route)

@@ -125,7 +125,7 @@ async def test_it_answers_malformed_messages_with_an_error_and_stays_open(
     reply = json.loads(await ws.receive_from(timeout=3))
     assert reply["type"] == "error"
     assert reply["code"] == code
-    assert reply["text"]
+    assert reply["message"]
     if code == "unknown_type":
         assert reply["request_id"] == "r-9"
     # The socket is still usable.

@@ -1,0 +1,1 @@
+"""The annotation studio: the canvas page where annotators draw and answer, item by item."""

@@ -1,0 +1,161 @@
+"""``/ws/o/<org>/studio/<media_id>/``: the studio's socket for one item.
+
+A door, not a room: it checks on connect (and at every full access check) that the member may
+work on the item (the annotator-scope rule of ``annotation.selectors.media_get``), joins the item's
+group, validates each message with the REST API's own input serializers, hands it to the
+annotation services, and forwards what others change on the item.
+
+Client → server (every message may carry a ``request_id``, echoed in the reply):
+
+- ``{"type": "list"}`` → ``{"type": "annotations", "annotations": [payload, …]}``
+- ``{"type": "save", "annotation": {"id": null, "label": 3, "rle": {…}, "drawn": {…}, "answers": {…},
+  "z_order": 2}}`` creates; with an ``id`` and the ``version`` it was loaded at, it changes those
+  fields → ``{"type": "saved", "annotation": payload}``
+- ``{"type": "delete", "id": 17, "version": 3}`` → ``{"type": "deleted", "id": 17}``
+
+Server → client, pushed when someone else (another socket, the REST API, a job) changes the item:
+``{"type": "annotation", "annotation": payload}`` and ``{"type": "annotation_deleted", "id": 17}``.
+A socket's own changes are answered once, by the reply, not echoed again.
+
+Errors are frames ``{"type": "error", "request_id", "code", "message"}``; a stale version is
+``conflict`` with ``"current"``: the annotation as it is stored now, so the studio can offer to
+reload it or to apply the change again on top of it. The socket stays open.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.http import Http404
+from rest_framework import serializers
+
+from annotation.annotations import services
+from annotation.annotations.payloads import annotation_payload
+from annotation.annotations.selectors import annotation_get, annotation_list, label_for_item
+from annotation.api.annotations import AnnotationCreateInput, AnnotationDeleteInput, AnnotationUpdateInput
+from annotation.models import MediaItem
+from annotation.selectors import media_get
+from platform_core.realtime import GroupEventsMixin, media_group
+from platform_core.websockets import CLOSE_NOT_FOUND, MessageError, TenantJsonConsumer
+
+
+def _parsed(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise MessageError("invalid", "Send the annotation as a JSON object.")
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        errors = serializer.errors
+        text = " ".join(f"{field}: {' '.join(str(m) for m in messages)}" for field, messages in errors.items())
+        raise MessageError("invalid", text, errors=errors)
+    return dict(serializer.validated_data)
+
+
+def _conflict(exc: services.VersionConflict) -> MessageError:
+    return MessageError(
+        "conflict",
+        f"Someone changed this annotation since you loaded it; it is now at version {exc.current.version}. "
+        "Reload it, or apply your change again to the current version.",
+        current=annotation_payload(exc.current),
+    )
+
+
+class StudioConsumer(GroupEventsMixin, TenantJsonConsumer):
+    media: MediaItem | None = None
+
+    # --- access ------------------------------------------------------------------------------
+
+    def check_access(self) -> int | None:
+        # Runs at connect and at every full check: a task taken away from an annotator closes
+        # their socket on that item like a removed membership does.
+        try:
+            self.media = media_get(self.tenant, self.scope["url_route"]["kwargs"]["media_id"])
+        except Http404:
+            return CLOSE_NOT_FOUND
+        return None
+
+    def group_names(self) -> list[str]:
+        return [media_group(self.media.pk)]
+
+    # --- messages ----------------------------------------------------------------------------
+
+    async def handle(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        request_id = message.get("request_id")
+        if kind == "list":
+            reply = await database_sync_to_async(self._list)()
+        elif kind == "save":
+            reply = await database_sync_to_async(self._save)(message.get("annotation"))
+        elif kind == "delete":
+            reply = await database_sync_to_async(self._delete)(message)
+        else:
+            raise MessageError("unknown_type", f"Unknown message type {kind[:40]!r}.")
+        await self.send_json({**reply, "request_id": request_id})
+
+    def _list(self) -> dict[str, Any]:
+        annotations = annotation_list(self.tenant, self.media)
+        return {"type": "annotations", "annotations": [annotation_payload(a) for a in annotations]}
+
+    def _save(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, dict) and data.get("id") is not None:
+            return self._update(data)
+        if isinstance(data, dict):
+            data = {key: value for key, value in data.items() if key not in ("id", "version")}
+        fields = _parsed(AnnotationCreateInput, data)
+        fields["label"] = label_for_item(self.tenant, self.media, fields["label"])
+        annotation = services.annotation_create(
+            tenant=self.tenant, media=self.media, author=self.scope["user"], origin=self.channel_name, **fields
+        )
+        return {"type": "saved", "annotation": annotation_payload(annotation)}
+
+    def _update(self, data: dict[str, Any]) -> dict[str, Any]:
+        annotation_id = _annotation_id(data.get("id"))
+        fields = _parsed(AnnotationUpdateInput, {key: value for key, value in data.items() if key != "id"})
+        version = fields.pop("version")
+        annotation = annotation_get(self.tenant, self.media, annotation_id)
+        if "label" in fields:
+            fields["label"] = label_for_item(self.tenant, self.media, fields["label"])
+        try:
+            annotation = services.annotation_update(
+                tenant=self.tenant,
+                annotation=annotation,
+                expected_version=version,
+                author=self.scope["user"],
+                origin=self.channel_name,
+                **fields,
+            )
+        except services.VersionConflict as exc:
+            raise _conflict(exc) from exc
+        return {"type": "saved", "annotation": annotation_payload(annotation)}
+
+    def _delete(self, message: dict[str, Any]) -> dict[str, Any]:
+        annotation_id = _annotation_id(message.get("id"))
+        version = _parsed(AnnotationDeleteInput, {"version": message.get("version")})["version"]
+        annotation = annotation_get(self.tenant, self.media, annotation_id)
+        try:
+            services.annotation_delete(
+                tenant=self.tenant,
+                annotation=annotation,
+                expected_version=version,
+                actor=self.scope["user"],
+                origin=self.channel_name,
+            )
+        except services.VersionConflict as exc:
+            raise _conflict(exc) from exc
+        return {"type": "deleted", "id": annotation.pk}
+
+    # --- what others change ------------------------------------------------------------------
+
+    async def annotation_saved(self, event: dict[str, Any]) -> None:
+        if event.get("origin") != self.channel_name:
+            await self.send_json({"type": "annotation", "annotation": event["annotation"]})
+
+    async def annotation_deleted(self, event: dict[str, Any]) -> None:
+        if event.get("origin") != self.channel_name:
+            await self.send_json({"type": "annotation_deleted", "id": event["id"]})
+
+
+def _annotation_id(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise MessageError("invalid", "id: give the id of an annotation of this item.")
+    return value
