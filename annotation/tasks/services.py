@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from annotation.models import MediaItem, Project, Question, Task
 from platform_core.models import Membership, Role
+from platform_core.realtime import publish_access_changed
 from platform_core.tenancy import Tenant
 
 MAX_TASK_SIZE = 10_000
@@ -56,6 +57,13 @@ def tasks_split(
     return tasks
 
 
+def _took_away(task: Task, old_assignee_id: int | None) -> None:
+    """The old assignee lost the task's items: their open studio sockets check again (after commit)
+    and close on items they may no longer reach."""
+    if old_assignee_id is not None and old_assignee_id != task.assignee_id:
+        publish_access_changed(old_assignee_id)
+
+
 def tasks_assign(*, tenant: Tenant, tasks: Sequence[Task], assignees: Sequence[Any], actor: Any) -> list[Task]:
     """Give ``tasks`` to ``assignees`` round robin (one assignee: all of them)."""
     _require(tenant, Role.MANAGER)
@@ -65,8 +73,10 @@ def tasks_assign(*, tenant: Tenant, tasks: Sequence[Task], assignees: Sequence[A
         for index, task in enumerate(tasks):
             assignee = assignees[index % len(assignees)]
             _assignable(task.project, assignee)
+            old_assignee_id = task.assignee_id
             task.assignee = assignee
             task.save(update_fields=["assignee", "updated_at"])
+            _took_away(task, old_assignee_id)
     return list(tasks)
 
 
@@ -74,15 +84,22 @@ def task_assign(*, tenant: Tenant, task: Task, assignee: Any, actor: Any) -> Tas
     """Assign, reassign or (``assignee=None``) unassign one task."""
     _require(tenant, Role.MANAGER)
     _assignable(task.project, assignee)
-    task.assignee = assignee
-    task.save(update_fields=["assignee", "updated_at"])
+    old_assignee_id = task.assignee_id
+    with transaction.atomic():
+        task.assignee = assignee
+        task.save(update_fields=["assignee", "updated_at"])
+        _took_away(task, old_assignee_id)
     return task
 
 
 def task_delete(*, tenant: Tenant, task: Task) -> None:
     """Remove a task; its items go back to the pool, with their annotations."""
     _require(tenant, Role.MANAGER)
-    task.delete()
+    with transaction.atomic():
+        old_assignee_id = task.assignee_id
+        task.delete()
+        if old_assignee_id is not None:
+            publish_access_changed(old_assignee_id)
 
 
 def _may_work_on(tenant: Tenant, task: Task, user: Any) -> bool:

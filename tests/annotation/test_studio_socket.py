@@ -208,3 +208,20 @@ async def test_it_keeps_another_annotator_off_items_outside_their_tasks(world: A
     allowed = communicator("", cookie=cookie, path=studio_path(world, own_item))
     assert (await allowed.connect())[0]
     await allowed.disconnect()
+
+
+async def test_it_closes_the_studio_of_an_annotator_whose_task_goes_to_someone_else(world: Any, layer: str) -> None:
+    from annotation.tasks.services import task_assign
+    from platform_core.tenancy import resolve_tenant
+
+    ws = await open_studio(world, world.annotator)
+
+    def reassign() -> None:
+        tenant = resolve_tenant(world.manager, world.demo.org.slug)
+        task = Task.objects.get(pk=world.demo.task.pk)
+        task_assign(tenant=tenant, task=task, assignee=world.reviewer, actor=world.manager)
+
+    await database_sync_to_async(reassign)()
+    # Pushed: the socket closes without the annotator sending anything.
+    assert await ws.receive_output(timeout=3) == {"type": "websocket.close", "code": CLOSE_NOT_FOUND}
+    await ws.disconnect()  # lets the application finish before the test database goes away

@@ -6,26 +6,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.browser.conftest import ROOT, daphne
 
 pytestmark = pytest.mark.browser
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -34,43 +25,13 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # The embedded database always (the demo must not write into a shared server database); the
     # Redis channel layer when the run names one, so the services pass crosses Redis too.
     # A data folder that does not exist yet, as on a fresh checkout.
-    data_dir = tmp_path_factory.mktemp("demo") / "var"
-    env.update(DEBUG="1", DATA_DIR=str(data_dir), LOG_LEVEL="WARNING")
+    folder = tmp_path_factory.mktemp("demo")
+    env.update(DEBUG="1", DATA_DIR=str(folder / "var"), LOG_LEVEL="WARNING")
     manage = [sys.executable, "manage.py"]
     for command in (["migrate", "--noinput"], ["demo"]):
         subprocess.run(manage + command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "platform_core.server",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "platform_core.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=5):  # noqa: S310 - loopback
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("daphne did not come up") from None
-                time.sleep(0.3)
+    with daphne(env, folder / "daphne.log") as base:
         yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def test_it_answers_healthz_with_200(demo_server: str) -> None:

@@ -279,7 +279,7 @@ def test_it_draws_a_polygon_a_box_and_brush_strokes_stored_as_pycocotools_comput
         assert annotation.rle["size"] == [H, W]
         assert np.array_equal(decode(annotation.rle), expected), annotation.drawn["tool"]
         assert annotation.rle["counts"] == coco_counts(expected), annotation.drawn["tool"]
-        assert (annotation.label_id, annotation.author) == (world.demo.label.pk, world.annotator)
+        assert (annotation.label_id, annotation.author_id) == (world.demo.label.pk, world.annotator.pk)
     assert [a.version for a in annotations] == [1, 1, 2]  # the eraser changed the brush object
     assert 0 < brush.area < expected_mask({**brush.drawn, "strokes": brush.drawn["strokes"][:1]}).sum()
 

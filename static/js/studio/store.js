@@ -199,8 +199,9 @@ export class SocketTransport {
   }
 }
 
-/** The socket when it opens within `timeoutMs`, else `rest`. */
-export function connectTransport({ socketPath, rest, timeoutMs = 2500 }) {
+/** The socket when it opens within `timeoutMs`, else `rest` (a refused handshake falls back at once;
+ * the wait is for a slow server, which should not push a page onto REST for good). */
+export function connectTransport({ socketPath, rest, timeoutMs = 8000 }) {
   if (!socketPath || typeof WebSocket === "undefined") return Promise.resolve(rest);
   return new Promise((resolve) => {
     let settled = false;
