@@ -9,18 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import messages
-from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from annotation.models import MediaItem, Task
-from annotation.selectors import item_questions, media_get
+from annotation.selectors import item_questions
 from annotation.studio.selectors import smart_tool, studio_labels
 from annotation.tasks import selectors as task_selectors
-from annotation.tasks import services as task_services
+from annotation.tasks.views import item_save_and_go_on
 from platform_core.tenancy import member_required
 
 LABEL_KEYS = 9  # labels 1…9 have a key
@@ -79,25 +77,13 @@ def _page_data(request: HttpRequest, task: Task, item: MediaItem, labels: list, 
 def studio(request: HttpRequest, task_id: int, media_id: int) -> HttpResponse:
     """GET: the studio on one item of a task. POST: save the per-item answers, mark the item done and
     go on to the next unannotated item (Enter in the studio)."""
-    tenant = request.tenant
-    task = task_selectors.task_get(tenant, task_id)
-    item = media_get(tenant, media_id, project=task.project)
-    if item.task_id != task.pk:
-        raise Http404("No such item in this task.")
+    task, item = task_selectors.task_item_get(request.tenant, task_id, media_id)
     questions = list(item_questions(task.project))
     error = None
     if request.method == "POST":
-        answers = {str(q.pk): request.POST.get(f"q{q.pk}", "") for q in questions}
-        try:
-            task_services.item_save(tenant=tenant, item=item, answers=answers, done=True, actor=request.user)
-        except ValidationError as exc:
-            error = " ".join(exc.messages)
-        else:
-            target = task_selectors.task_neighbours(task, item)["next_open"]
-            if target is None:
-                messages.success(request, f"Every item of {task.name} is done: submit it when you are happy.")
-                return redirect("my_tasks", org_slug=tenant.org.slug)
-            return redirect("studio", org_slug=tenant.org.slug, task_id=task.pk, media_id=target)
+        response, error = item_save_and_go_on(request, task, item, questions, page="studio")
+        if response is not None:
+            return response
     labels = list(studio_labels(task.project))
     nav = task_selectors.task_neighbours(task, item)
     context = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import Count, Q, QuerySet
+from django.http import Http404
 
 from annotation.models import MediaItem, Project, Task
 from platform_core.models import Role
@@ -36,6 +37,17 @@ def task_get(tenant: Tenant, task_id: int) -> Task:
     if not tenant.has_role(Role.REVIEWER):
         queryset = queryset.filter(assignee=tenant.membership.user)
     return get_for_org_or_404(queryset, tenant.org, pk=task_id)
+
+
+def task_item_get(tenant: Tenant, task_id: int, media_id: int) -> tuple[Task, MediaItem]:
+    """A task the member may open and one of its items: 404 for an item of another task too."""
+    from annotation.selectors import media_get
+
+    task = task_get(tenant, task_id)
+    item = media_get(tenant, media_id, project=task.project)
+    if item.task_id != task.pk:
+        raise Http404("No such item in this task.")
+    return task, item
 
 
 def task_items(task: Task) -> QuerySet[MediaItem]:

@@ -6,11 +6,12 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from annotation.selectors import item_questions, media_get, project_get
+from annotation.models import MediaItem, Question, Task
+from annotation.selectors import item_questions, project_get
 from annotation.tasks import selectors, services
 from annotation.tasks.forms import SplitForm
 from platform_core.models import Membership, Role
@@ -110,30 +111,36 @@ def task_open(request: HttpRequest, task_id: int) -> HttpResponse:
     return redirect("task_item", org_slug=request.tenant.org.slug, task_id=task.pk, media_id=item.pk)
 
 
+def item_save_and_go_on(
+    request: HttpRequest, task: Task, item: MediaItem, questions: list[Question], *, page: str
+) -> tuple[HttpResponse | None, str | None]:
+    """Enter on an item page (``task_item`` or ``studio``): save the per-item answers, mark the item
+    done and go to the task's next unannotated item on the same page, or to My tasks when none is
+    left. A refused save gives no response and the error to show instead."""
+    tenant = request.tenant
+    answers = {str(q.pk): request.POST.get(f"q{q.pk}", "") for q in questions}
+    try:
+        services.item_save(tenant=tenant, item=item, answers=answers, done=True, actor=request.user)
+    except ValidationError as exc:
+        return None, " ".join(exc.messages)
+    target = selectors.task_neighbours(task, item)["next_open"]
+    if target is None:
+        messages.success(request, f"Every item of {task.name} is done: submit it when you are happy.")
+        return redirect("my_tasks", org_slug=tenant.org.slug), None
+    return redirect(page, org_slug=tenant.org.slug, task_id=task.pk, media_id=target), None
+
+
 @member_required
 @require_http_methods(["GET", "POST"])
 def task_item(request: HttpRequest, task_id: int, media_id: int) -> HttpResponse:
     """One item of a task: the image, the per-item questions, < > >> and Enter (save and next)."""
-    tenant = request.tenant
-    task = selectors.task_get(tenant, task_id)
-    item = media_get(tenant, media_id, project=task.project)
-    if item.task_id != task.pk:
-        raise Http404("No such item in this task.")
+    task, item = selectors.task_item_get(request.tenant, task_id, media_id)
     questions = list(item_questions(task.project))
     error = None
     if request.method == "POST":
-        answers = {str(q.pk): request.POST.get(f"q{q.pk}", "") for q in questions}
-        try:
-            services.item_save(tenant=tenant, item=item, answers=answers, done=True, actor=request.user)
-        except ValidationError as exc:
-            error = " ".join(exc.messages)
-        else:
-            after = selectors.task_neighbours(task, item)
-            target = after["next_open"]
-            if target is None:
-                messages.success(request, f"Every item of {task.name} is done: submit it when you are happy.")
-                return redirect("my_tasks", org_slug=tenant.org.slug)
-            return redirect("task_item", org_slug=tenant.org.slug, task_id=task.pk, media_id=target)
+        response, error = item_save_and_go_on(request, task, item, questions, page="task_item")
+        if response is not None:
+            return response
     context = {
         "task": task,
         "project": task.project,
