@@ -132,7 +132,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNEL_PREFIX", "annotation")},
+            # redis-py's default 5 s read timeout would end channels-redis's 5 s blocking pops: a
+            # socket or worker idle for 5 s would fail. Longer than the pop, still finite.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+                "prefix": env_str("CHANNEL_PREFIX", "annotation"),
+            },
         }
     }
 else:
@@ -202,6 +207,12 @@ if INFERENCE_DEVICE not in {"auto", "cpu", "cuda"} and not INFERENCE_DEVICE.star
 # Memory for warm image embeddings (about 6 MiB each for SAM 2.1 at 1024 px), least recently used
 # evicted first.
 INFERENCE_EMBEDDING_CACHE_MB = env_int("INFERENCE_EMBEDDING_CACHE_MB", 1024, minimum=1)
+# Where studio prompts run (inference/dispatch.py): "inline" in this process's thread pool, or "worker" on
+# `manage.py inference_worker` processes over the channel layer (needs REDIS_URL); and how long a prompt waits.
+INFERENCE_MODE = env_str("INFERENCE_MODE", "inline")
+if INFERENCE_MODE not in {"inline", "worker"}:
+    raise ImproperlyConfigured(f"INFERENCE_MODE={INFERENCE_MODE!r}: use inline or worker.")
+INFERENCE_TIMEOUT_SECONDS = env_int("INFERENCE_TIMEOUT_SECONDS", 30, minimum=1)
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -12,6 +12,12 @@ Client → server (every message may carry a ``request_id``, echoed in the reply
   "z_order": 2}}`` creates; with an ``id`` and the ``version`` it was loaded at, it changes those
   fields → ``{"type": "saved", "annotation": payload}``
 - ``{"type": "delete", "id": 17, "version": 3}`` → ``{"type": "deleted", "id": 17}``
+- ``{"type": "prompt", "model": "tiny", "label_id": 3, "object_id": null, "points": [[x, y, 1], [x, y, 0]],
+  "box": [x0, y0, x1, y1] | null}`` (original-image pixels; ``object_id`` refines that object, with an
+  optional ``version``; ``"all_masks": true`` adds every candidate mask) → ``{"type": "mask",
+  "object_id", "version", "rle", "score", "bbox", "timings": {queue_ms, encode_ms, decode_ms,
+  total_ms}}``, the mask already saved. The prompt is checked here and run where inference runs
+  (``inference.dispatch``); its reply comes later, so other messages are answered meanwhile.
 
 Server → client, pushed when someone else (another socket, the REST API, a job) changes the item:
 ``{"type": "annotation", "annotation": payload}`` and ``{"type": "annotation_deleted", "id": 17}``.
@@ -36,6 +42,9 @@ from annotation.annotations.selectors import annotation_get, annotation_list, la
 from annotation.api.annotations import AnnotationCreateInput, AnnotationDeleteInput, AnnotationUpdateInput
 from annotation.models import MediaItem
 from annotation.selectors import media_get
+from inference.dispatch import PromptDispatcher
+from inference.prompting import prompt_request
+from inference.prompts import InferenceError
 from platform_core.realtime import GroupEventsMixin, media_group
 from platform_core.websockets import CLOSE_NOT_FOUND, MessageError, TenantJsonConsumer
 
@@ -62,6 +71,8 @@ def _conflict(exc: services.VersionConflict) -> MessageError:
 
 class StudioConsumer(GroupEventsMixin, TenantJsonConsumer):
     media: MediaItem | None = None
+    prompts: PromptDispatcher | None = None
+    _closed = False
 
     # --- access ------------------------------------------------------------------------------
 
@@ -82,6 +93,9 @@ class StudioConsumer(GroupEventsMixin, TenantJsonConsumer):
     async def handle(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         request_id = message.get("request_id")
+        if kind == "prompt":
+            self._prompt(message)
+            return
         if kind == "list":
             reply = await database_sync_to_async(self._list)()
         elif kind == "save":
@@ -91,6 +105,40 @@ class StudioConsumer(GroupEventsMixin, TenantJsonConsumer):
         else:
             raise MessageError("unknown_type", f"Unknown message type {kind[:40]!r}.")
         await self.send_json({**reply, "request_id": request_id})
+
+    def exception_to_error(self, exc: Exception) -> MessageError | None:
+        if isinstance(exc, InferenceError):
+            return MessageError(exc.code, exc.message)
+        return super().exception_to_error(exc)
+
+    # --- prompts -----------------------------------------------------------------------------
+
+    def _prompt(self, message: dict[str, Any]) -> None:
+        request = prompt_request(
+            message,
+            media=self.media,
+            user_id=self.scope["user"].pk,
+            org_slug=self.tenant.org.slug,
+            origin=self.channel_name,
+        )
+        if self.prompts is None:
+            self.prompts = PromptDispatcher(
+                channel_layer=self.channel_layer, reply_channel=self.channel_name, send=self._send_prompt_reply
+            )
+        self.prompts.submit(request)
+
+    async def _send_prompt_reply(self, reply: dict[str, Any]) -> None:
+        if not self.access_ended and not self._closed:
+            await self.send_json(reply)
+
+    async def inference_reply(self, event: dict[str, Any]) -> None:
+        if self.prompts is not None:
+            await self.prompts.reply_received(event)
+
+    async def disconnect(self, code: int) -> None:
+        self._closed = True
+        if self.prompts is not None:
+            self.prompts.close()
 
     def _list(self) -> dict[str, Any]:
         annotations = annotation_list(self.tenant, self.media)
