@@ -145,6 +145,11 @@ def _history(annotation: Any, model: str, step: dict[str, Any]) -> list[dict[str
     return [*(earlier if isinstance(earlier, list) else []), step][-MAX_HISTORY:]
 
 
+def _default_answers(label: Any) -> dict[str, str]:
+    """A new object's answers: its label's questions that have a default, as the studio fills them."""
+    return {str(question.pk): question.default for question in label.questions.all() if question.default}
+
+
 def _rounded(value: float) -> float:
     return round(float(value), 4)
 
@@ -186,12 +191,17 @@ def _run(request: dict[str, Any], service: Any, logits: ObjectLogits) -> dict[st
     rle = mask_encode(result.mask)
     step = {"points": request["points"], "box": request["box"]}
     detail = {"model": model, "score": _rounded(result.score)}
+    # The prompts that make the object as it stands: the studio resumes from them, and undoing a
+    # prompt brings the previous ones back with the previous mask.
+    drawn = {"tool": "smart", "model": model, "points": request["points"] or [], "box": request["box"]}
     if annotation is None:
         annotation = services.annotation_create(
             tenant=tenant,
             media=media,
             label=label,
             rle=rle,
+            drawn=drawn,
+            answers=_default_answers(label),
             author=user,
             source=Annotation.Source.MODEL,
             source_detail={**detail, "prompts": [step]},
@@ -200,6 +210,7 @@ def _run(request: dict[str, Any], service: Any, logits: ObjectLogits) -> dict[st
     else:
         changes: dict[str, Any] = {
             "rle": rle,
+            "drawn": drawn,
             "source": Annotation.Source.MODEL,
             "source_detail": {**detail, "prompts": _history(annotation, model, step)},
         }
@@ -224,6 +235,9 @@ def _run(request: dict[str, Any], service: Any, logits: ObjectLogits) -> dict[st
         "rle": annotation.rle,
         "score": float(result.score),
         "bbox": annotation.bbox,
+        "drawn": annotation.drawn,
+        "answers": annotation.answers,
+        "z_order": annotation.z_order,
         "untrained": result.untrained,
         "fallback": result.fallback,
         "timings": {"encode_ms": result.timings["encode_ms"], "decode_ms": result.timings["decode_ms"]},

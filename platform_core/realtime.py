@@ -14,17 +14,20 @@ consumers that join groups use ``GroupEventsMixin`` and drop event types they ha
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.consumer import get_handler_name
 from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils.crypto import salted_hmac
 
 logger = logging.getLogger(__name__)
+
+PUBLISH_WAIT_SECONDS = 10
 
 
 def org_group(org_id: int) -> str:
@@ -57,15 +60,36 @@ def publish_access_changed(user_id: int, *, ended_session_key: str = "", using: 
     publish_after_commit(user_group(user_id), event, using=using)
 
 
+def _caller_event_loop() -> asyncio.AbstractEventLoop | None:
+    """The running event loop of the async code this thread does sync work for (through asgiref's
+    ``sync_to_async``), if any."""
+    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    return loop if loop is not None and loop.is_running() else None
+
+
 def publish(group: str, event: dict[str, Any]) -> None:
     """Send ``event`` to ``group`` now. Best effort: the database holds the truth and pages read it
     on load, so a channel layer that is down loses a live update, never data, and never fails the
-    work that published it."""
+    work that published it.
+
+    Sync work done for async code sends through that code's event loop (the in-memory layer's
+    queues belong to it), waiting at most ``PUBLISH_WAIT_SECONDS``: a loop that stops meanwhile (the
+    server shutting down) never runs the send, and an endless wait would keep the process from
+    exiting."""
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(group, event)
+        loop = _caller_event_loop()
+        if loop is None:
+            async_to_sync(layer.group_send)(group, event)
+            return
+        sent = asyncio.run_coroutine_threadsafe(layer.group_send(group, event), loop)
+        try:
+            sent.result(timeout=PUBLISH_WAIT_SECONDS)
+        except TimeoutError:
+            sent.cancel()
+            raise
     except Exception:
         logger.warning("Could not publish %s to %s", event.get("type"), group, exc_info=True)
 

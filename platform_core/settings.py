@@ -212,6 +212,10 @@ INFERENCE_EMBEDDING_CACHE_MB = env_int("INFERENCE_EMBEDDING_CACHE_MB", 1024, min
 INFERENCE_MODE = env_str("INFERENCE_MODE", "inline")
 if INFERENCE_MODE not in {"inline", "worker"}:
     raise ImproperlyConfigured(f"INFERENCE_MODE={INFERENCE_MODE!r}: use inline or worker.")
+if INFERENCE_MODE == "worker" and not REDIS_URL:
+    raise ImproperlyConfigured(
+        "INFERENCE_MODE=worker needs REDIS_URL: prompts reach inference_worker processes through it."
+    )
 INFERENCE_TIMEOUT_SECONDS = env_int("INFERENCE_TIMEOUT_SECONDS", 30, minimum=1)
 
 # --- Auth -----------------------------------------------------------------------------------

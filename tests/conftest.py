@@ -1,18 +1,25 @@
 """The base fixture set: an organisation with owner, manager, reviewer and annotator; another
 organisation with its own owner (the outsider); in each, a project with a label, a per-object
 question, an image, a task holding the image (Demo Lab's task is the annotator's) and one
-annotation (a box) on the image, drawn by the task's assignee."""
+annotation (a box) on the image, drawn by the task's assignee. And, for whatever segments images:
+a tiny SAM 2.1 checkpoint with random weights, written once per session by the platform's own
+command, and a real photograph."""
 
 from __future__ import annotations
 
+import io
 import shutil
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import skimage.data
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.core.management import call_command
 from django.utils import timezone
 
 from annotation.masks import box_to_rle, rle_area, rle_bbox
@@ -114,6 +121,19 @@ def world(db: None) -> World:
         annotator=users[Role.ANNOTATOR],
         outsider=outsider,
     )
+
+
+@pytest.fixture(scope="session")
+def sam2_checkpoint_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("sam2-checkpoints")
+    call_command("sam2_random_checkpoint", "--model", "tiny", "--dir", str(directory), stdout=io.StringIO())
+    return directory
+
+
+@pytest.fixture(scope="session")
+def photo() -> np.ndarray:
+    """A real photograph, 600 × 400 (a cup of coffee on a saucer)."""
+    return skimage.data.coffee()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

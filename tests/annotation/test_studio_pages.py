@@ -4,6 +4,8 @@ the item's answers, mark it done, go on), and a fixed number of queries however 
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -74,8 +76,33 @@ def test_it_opens_the_studio_on_an_annotators_own_item(world: World) -> None:
             ],
         }
     ]
-    assert data["smart"]["available"] is False
-    assert "No segmentation model" in data["smart"]["message"]
+    # No checkpoint here: the smart tool offers the classical segmenter alone, and says so.
+    assert [model["key"] for model in data["smart"]["models"]] == ["opencv"]
+    assert (data["smart"]["available"], data["smart"]["default"]) == (True, "opencv")
+    assert "No SAM 2 checkpoint" in data["smart"]["message"]
+
+
+def test_it_offers_the_models_whose_checkpoints_are_there_and_picks_a_trained_one(
+    world: World, settings: Any, sam2_checkpoint_dir: Path, tmp_path: Path
+) -> None:
+    settings.SAM2_CHECKPOINT_DIR = sam2_checkpoint_dir  # tiny, with random weights
+    response = client_for(world.annotator).get(studio_url(world.demo.task, world.demo.media))
+    smart = page_data(response)["smart"]
+    assert [(m["key"], m["untrained"], m["fallback"]) for m in smart["models"]] == [
+        ("tiny", True, False),
+        ("opencv", False, True),
+    ]
+    assert smart["default"] == "opencv"  # random weights are picked on purpose only
+    picker = response.content.decode().split('id="smart-model"', 1)[1].split("</select>", 1)[0]
+    assert "SAM 2.1 tiny (random weights: its masks are noise)" in picker
+    assert '<option value="opencv" selected>' in picker
+
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    shutil.copy(sam2_checkpoint_dir / "sam2.1_hiera_tiny.pt", trained)  # no "untrained" sidecar
+    settings.SAM2_CHECKPOINT_DIR = trained
+    smart = page_data(client_for(world.annotator).get(studio_url(world.demo.task, world.demo.media)))["smart"]
+    assert (smart["default"], smart["message"]) == ("tiny", "")
 
 
 def test_it_offers_the_studio_socket_only_where_a_consumer_serves_it(world: World) -> None:

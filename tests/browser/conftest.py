@@ -125,7 +125,13 @@ def _test_database_url() -> str:
 
 
 @pytest.fixture
-def daphne_server(transactional_db: None, tmp_path: Path) -> Iterator[str]:
+def daphne_env() -> dict[str, str]:
+    """More environment for the daphne of ``daphne_server``; a test module overrides it."""
+    return {}
+
+
+@pytest.fixture
+def daphne_server(transactional_db: None, tmp_path: Path, daphne_env: dict[str, str]) -> Iterator[str]:
     """The platform served by daphne on this test's own database, data folder, secret and channel
     layer (REDIS_URL when the run names one): pages get their websockets, unlike on Django's
     live_server, and what the test stores is what the server reads. It stops before the test's
@@ -140,5 +146,6 @@ def daphne_server(transactional_db: None, tmp_path: Path) -> Iterator[str]:
         DATA_DIR=str(settings.DATA_DIR),
         DATABASE_URL=_test_database_url(),
     )
+    env.update(daphne_env)
     with daphne(env, tmp_path / "daphne.log") as base:
         yield base

@@ -400,9 +400,9 @@ def test_it_works_from_the_keyboard(world: Any, items: list[MediaItem], studio: 
     idle(page)
     assert stored(item) == []
 
-    # The smart tool says plainly that no model is available, and draws nothing.
+    # Over REST the smart tool says plainly that it needs the live connection, and draws nothing.
     page.keyboard.press("s")
-    expect(page.get_by_test_id("studio-hint")).to_contain_text("No segmentation model")
+    expect(page.get_by_test_id("studio-hint")).to_contain_text("needs the studio's live connection")
     page.mouse.click(*at(page, 200, 150))
     idle(page)
     assert stored(item) == []

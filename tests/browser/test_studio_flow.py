@@ -7,6 +7,7 @@ pixel for pixel, what pycocotools makes of the geometry the page says it drew.""
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import numpy as np
@@ -73,12 +74,12 @@ def sees(page: Any, expected: list[dict[str, Any]]) -> None:
     """Wait until the page holds the ids and versions of ``expected`` (without reloading), then
     compare everything."""
     want = [[o["id"], o["version"]] for o in expected]
-    page.wait_for_function(
-        f"(want) => {STUDIO}.then((s) => JSON.stringify(s.store.ordered().map((o) => [o.id, o.version])) "
-        "=== JSON.stringify(want))",
-        arg=want,
-        timeout=10_000,
-    )
+    # Polled from here: wait_for_function takes a promise for a truthy value and would not wait.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if page.evaluate(f"{STUDIO}.then((s) => s.store.ordered().map((o) => [o.id, o.version]))") == want:
+            break
+        page.wait_for_timeout(50)
     assert seen(page) == expected
 
 

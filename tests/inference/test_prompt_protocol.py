@@ -346,7 +346,9 @@ async def test_it_sends_the_predictors_mask_saves_it_and_refines_it_on_the_warm_
             "score": round(float(scores[best]), 4),
             "prompts": [{"points": [[300, 160, 1]], "box": None}],
         }
-        assert (stored.rle, stored.bbox) == (first["rle"], first["bbox"])
+        assert stored.drawn == {"tool": "smart", "model": "tiny", "points": [[300, 160, 1]], "box": None}
+        assert (stored.rle, stored.bbox, stored.z_order) == (first["rle"], first["bbox"], first["z_order"])
+        assert first["drawn"] == stored.drawn and first["answers"] == stored.answers
         # Saved for everyone on the item; the socket that prompted hears it once, in the reply.
         pushed = await theirs.receive_json_from(timeout=10)
         assert pushed["type"] == "annotation"
@@ -364,6 +366,7 @@ async def test_it_sends_the_predictors_mask_saves_it_and_refines_it_on_the_warm_
         stored = await database_sync_to_async(Annotation.objects.get)(pk=first["object_id"])
         assert stored.version == 2
         assert [step["points"] for step in stored.source_detail["prompts"]] == [[[300, 160, 1]], points]
+        assert stored.drawn["points"] == points
 
         # Every candidate, when asked for; the best one is the object saved.
         third = await ask(mine, prompt(world, "r3", points=[[250, 120, 1]], all_masks=True))

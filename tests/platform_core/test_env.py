@@ -95,8 +95,10 @@ def test_it_switches_to_services_when_configured() -> None:
         ({"DEBUG": "1", "REDIS_URL": "localhost:6379"}, "REDIS_URL must start with"),
         ({"DEBUG": "1", "INFERENCE_DEVICE": "tpu"}, "INFERENCE_DEVICE='tpu'"),
         ({"DEBUG": "1", "MAX_UPLOAD_BYTES": "lots"}, "MAX_UPLOAD_BYTES='lots'"),
+        ({"DEBUG": "1", "INFERENCE_MODE": "gpu"}, "INFERENCE_MODE='gpu'"),
+        ({"DEBUG": "1", "INFERENCE_MODE": "worker"}, "INFERENCE_MODE=worker needs REDIS_URL"),
     ],
-    ids=["no-secret", "bad-debug", "bad-database", "bad-redis", "bad-device", "bad-int"],
+    ids=["no-secret", "bad-debug", "bad-database", "bad-redis", "bad-device", "bad-int", "bad-mode", "worker-no-redis"],
 )
 def test_it_fails_loudly_on_bad_values(env: dict[str, str], message: str) -> None:
     result = load_settings(**env)

@@ -4,14 +4,16 @@ the layer refuses, over the in-memory layer and, when REDIS_URL names a server, 
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from platform_core import realtime
 from platform_core.realtime import media_group, org_group, project_group, publish, publish_after_commit
 from tests.platform_core.test_websockets import layer  # noqa: F401 - the memory / redis fixture
 
@@ -84,3 +86,33 @@ async def test_it_publishes_nothing_before_an_outer_transaction_commits() -> Non
 async def test_it_does_not_fail_the_publisher_when_the_layer_refuses() -> None:
     # A group name the layer refuses raises inside group_send; the publisher carries on.
     await database_sync_to_async(publish)("not a valid group!", {"type": "thing.changed"})
+
+
+async def test_it_gives_up_on_an_event_loop_that_never_runs_the_send(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Sync work done for async code publishes through that code's loop. A loop that stops running
+    callbacks (a server shutting down) must not hold the publisher, and with it the process, forever."""
+    monkeypatch.setattr(realtime, "PUBLISH_WAIT_SECONDS", 0.3)
+    loop = asyncio.new_event_loop()
+    busy, release = threading.Event(), threading.Event()
+    loop.call_soon(lambda: (busy.set(), release.wait(30)))  # running, but never gets to the send
+    serving = threading.Thread(target=loop.run_forever)
+    serving.start()
+    busy.wait(5)
+
+    def publish_for_that_loop() -> None:
+        SyncToAsync.threadlocal.main_event_loop = loop
+        publish("media.1", {"type": "annotation.changed"})
+
+    publisher = threading.Thread(target=publish_for_that_loop)
+    try:
+        publisher.start()
+        publisher.join(10)
+        assert not publisher.is_alive()
+        assert "Could not publish annotation.changed to media.1" in caplog.text
+    finally:
+        release.set()
+        loop.call_soon_threadsafe(loop.stop)
+        serving.join(10)
+        loop.close()

@@ -11,7 +11,8 @@
 //   list()                    -> Promise<payload[]>    the item's annotations, bottom to top
 //   save(annotation)          -> Promise<payload>      {id: null|int, label, rle, drawn, answers, z_order, version}
 //   remove(id, version)       -> Promise<void>
-//   segment(prompts)          -> Promise<result>       the smart tool (rejects when no model serves it)
+//   prompt(message)           -> Promise<mask reply>   the smart tool: the model's mask, saved by the server
+//                                                      (rejects over REST: prompts need the socket)
 //   onEvent(callback)         others' changes: {type: "annotation", annotation} | {type: "annotation_deleted", id}
 //   onClose(callback)         the transport stopped working (the socket dropped)
 //   close()
@@ -19,6 +20,21 @@
 // "invalid", "not_found", "forbidden", "too_large", "network", "unavailable".
 
 import { countsFromString } from "./rle.js";
+
+/** The annotation payload inside a `mask` reply (the object the prompt made or refined, as stored). */
+export function maskPayload(reply) {
+  return {
+    id: reply.object_id,
+    version: reply.version,
+    label: reply.label_id,
+    rle: reply.rle,
+    drawn: reply.drawn || {},
+    answers: reply.answers || {},
+    z_order: reply.z_order ?? 0,
+    source: "model",
+    author: reply.author ?? null,
+  };
+}
 
 export class TransportError extends Error {
   constructor(code, message, current = null) {
@@ -103,7 +119,7 @@ export class RestTransport {
     return this._request("DELETE", `${this.url}${id}/?version=${encodeURIComponent(version)}`, { version });
   }
 
-  segment() {
+  prompt() {
     return Promise.reject(new TransportError("unavailable", "The smart tool needs the studio's live connection."));
   }
 
@@ -153,6 +169,9 @@ export class SocketTransport {
     }
     if (message.type === "annotation" || message.type === "annotation_deleted") {
       for (const callback of this.eventCallbacks) callback(message);
+    } else if (message.type === "mask" && message.object_id != null) {
+      // A mask that came after its prompt had timed out: it was saved all the same, so show it.
+      for (const callback of this.eventCallbacks) callback({ type: "annotation", annotation: maskPayload(message) });
     }
   }
 
@@ -181,8 +200,8 @@ export class SocketTransport {
     await this._send({ type: "delete", id, version });
   }
 
-  segment(prompts) {
-    return this._send({ type: "segment", ...prompts });
+  prompt(message) {
+    return this._send({ ...message, type: "prompt" });
   }
 
   onEvent(callback) {
@@ -322,6 +341,11 @@ export class Store extends EventTarget {
     return [...this.objects.values()].filter((o) => o.state === "error" || o.state === "conflict");
   }
 
+  /** Resolves once the writes queued for object `key` have been answered. */
+  settled(key) {
+    return (this.chains.get(key) || Promise.resolve()).catch(() => {});
+  }
+
   /** Resolves once every queued write has been answered. */
   async whenIdle() {
     while (this.chains.size) await Promise.allSettled([...this.chains.values()]);
@@ -355,6 +379,29 @@ export class Store extends EventTarget {
     object.state = "unsaved";
     this._queue(key);
     this._changed();
+  }
+
+  /** An object the server has already stored (a smart prompt's mask is saved where the model ran):
+   * taken as saved, nothing written back; returns its key. `key` is the object that was refined,
+   * null for a new one. */
+  applySaved(key, payload) {
+    let object = key != null ? this.objects.get(key) : null;
+    // The item's event for this object may have come first: keep one object per id.
+    for (const other of [...this.objects.values()]) {
+      if (other !== object && other.id === payload.id) {
+        this.objects.delete(other.key);
+        this.dispatchEvent(new CustomEvent("forget", { detail: other.key }));
+      }
+    }
+    if (!object) object = this._adopt(payload);
+    else if (payload.version > (object.version || 0)) {
+      object.deleted = false;
+      this._fromPayload(object, payload);
+      object.state = "saved";
+      object.message = "";
+    }
+    this._changed();
+    return object.key;
   }
 
   /** Bring an object to `snap` (undo / redo): null deletes it; a deleted one comes back (a new id

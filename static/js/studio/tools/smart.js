@@ -1,27 +1,38 @@
-// Smart: prompts for a segmentation model. Left click marks a point inside the object, Ctrl+click a
-// point outside it, a drag gives a box; each prompt goes to the model and its mask becomes (or
-// replaces) the object being prompted.
+// Smart: prompts for a segmentation model, answered over the studio socket. A click marks a point
+// inside the object, Ctrl+click (or Alt+click) a point outside it, a drag gives a box. Each prompt
+// carries every point and the box of the object so far and refines the same object until Enter or
+// Esc; the model's mask comes back already saved on the server (`prompt` message, `mask` reply; see
+// annotation/studio/consumers.py), so the page takes it as stored and writes nothing itself.
 //
-// Where no model serves the studio the tool says so plainly and does nothing else. The hook for the
-// inference work: the page data's `smart` ({available, message}, from
-// annotation.studio.selectors.smart_tool) says whether a model serves this project, and the prompts
-// ({points: [[x, y, 1 | 0], ...], box: [x0, y0, x1, y1] | null}, image pixels) go through the
-// transport's segment(), a `segment` message on the studio socket, whose reply carries the mask as
-// RLE ({"rle": {"size": [h, w], "counts": "..."}}).
+// The object's prompts live in its `drawn` ({tool: "smart", model, points, box}), so undoing a
+// prompt brings back the previous prompts with the previous mask, and the next click goes on from
+// there. The model is chosen in the #smart-model picker; the page data's `smart` (from
+// annotation.studio.selectors.smart_tool) lists the models and the default.
 
-import { countsFromString, area } from "../rle.js";
+import { maskPayload } from "../store.js";
 import { clampToImage, roundPoint } from "./geometry.js";
+
+function copyPrompts(prompts) {
+  return { points: prompts.points.map((point) => [...point]), box: prompts.box ? [...prompts.box] : null };
+}
 
 export class SmartTool {
   constructor(studio, config) {
     this.name = "smart";
     this.studio = studio;
-    this.config = config || { available: false, message: "No segmentation model is available." };
+    this.config = config || { available: false, models: [], message: "No segmentation model is available." };
     this.cursor = "drawing";
-    this.prompts = null; // {points: [[x, y, 1|0]], box: [x0, y0, x1, y1] | null}
+    this.model = this.config.default ?? null;
+    this.target = null; // key of the object the prompts refine; null: the next prompt makes a new one
+    this.sending = null; // the prompts in flight
+    this.next = null; // prompts made while others were in flight, sent when they are answered
     this.dragFrom = null;
     this.dragTo = null;
-    this.target = null; // key of the object the prompts make
+    this.picker = document.querySelector("#smart-model");
+    this.picker?.addEventListener("change", () => {
+      this.model = this.picker.value;
+      this._modelHint();
+    });
   }
 
   get available() {
@@ -29,23 +40,40 @@ export class SmartTool {
   }
 
   get busy() {
-    return Boolean(this.prompts || this.dragFrom);
+    return Boolean(this.sending || this.next || this.dragFrom || this.target != null);
+  }
+
+  _unavailable() {
+    if (!this.config.available) return this.config.message || "No segmentation model is available.";
+    return "The smart tool needs the studio's live connection, which is down: draw by hand meanwhile.";
+  }
+
+  _modelChoice() {
+    return (this.config.models || []).find((model) => model.key === this.model) || null;
+  }
+
+  _modelHint() {
+    const model = this._modelChoice();
+    if (model?.untrained) this.studio.hint(`${model.name} has random weights: its masks are noise.`);
+    else if (model) this.studio.hint(`Smart tool: ${model.name}.`);
   }
 
   activate() {
-    if (!this.available) this.studio.hint(this.config.message || "No segmentation model is available.");
+    if (!this.available) this.studio.hint(this._unavailable());
+    else if (this.config.message) this.studio.hint(this.config.message);
+    else this._modelHint();
   }
 
   pointerDown(point, event) {
     if (!this.available) {
-      this.studio.hint(this.config.message || "No segmentation model is available.");
+      this.studio.hint(this._unavailable());
       return true;
     }
-    if (!this.studio.requireLabel()) return true;
+    if (this.target == null && !this.studio.requireLabel()) return true;
     const { width, height } = this.studio.store;
     this.dragFrom = clampToImage(point, width, height);
     this.dragTo = this.dragFrom;
-    this.negative = event.ctrlKey || event.metaKey;
+    this.negative = event.ctrlKey || event.metaKey || event.altKey;
     return true;
   }
 
@@ -60,49 +88,84 @@ export class SmartTool {
     const [ax, ay] = roundPoint(this.dragFrom);
     const [bx, by] = roundPoint(this.dragTo);
     this.dragFrom = this.dragTo = null;
-    this.prompts = this.prompts || { points: [], box: null };
+    const prompts = copyPrompts(this._current());
     const [dx, dy] = [Math.abs(bx - ax), Math.abs(by - ay)].map((d) => d * this.studio.viewer.scale);
-    if (dx > 4 || dy > 4) this.prompts.box = [Math.min(ax, bx), Math.min(ay, by), Math.max(ax, bx), Math.max(ay, by)];
-    else this.prompts.points.push([ax, ay, this.negative ? 0 : 1]);
-    this._send();
+    if (dx > 4 || dy > 4) prompts.box = [Math.min(ax, bx), Math.min(ay, by), Math.max(ax, bx), Math.max(ay, by)];
+    else prompts.points.push([ax, ay, this.negative ? 0 : 1]);
+    this.next = prompts;
+    this._pump();
   }
 
-  async _send() {
-    const { studio } = this;
-    try {
-      const result = await studio.store.transport.segment({ prompts: this.prompts, label: studio.activeLabel });
-      const rle = result?.rle;
-      if (!rle || area(countsFromString(rle.counts)) === 0) {
-        studio.hint("The model found nothing there: add a point or draw a box.");
-        return;
-      }
-      const drawn = { tool: "smart", prompts: this.prompts };
-      if (this.target != null && studio.store.get(this.target)) {
-        studio.editObject(this.target, { rle, drawn }, "smart prompt");
-      } else {
-        this.target = studio.createObject({ label: studio.activeLabel, rle, drawn }, "smart object");
-        studio.select(this.target);
-      }
-    } catch (error) {
-      studio.hint(error.message || "The model did not answer.");
+  /** The prompts the next click adds to: those waiting, else those in flight, else the object's. */
+  _current() {
+    if (this.next) return this.next;
+    if (this.sending) return this.sending;
+    const object = this.target != null ? this.studio.store.get(this.target) : null;
+    if (!object) {
+      this.target = null;
+      return { points: [], box: null };
     }
+    const drawn = object.drawn?.tool === "smart" ? object.drawn : {};
+    return { points: drawn.points || [], box: drawn.box || null };
+  }
+
+  async _pump() {
+    if (this.sending || !this.next) return;
+    const { studio } = this;
+    const prompts = (this.sending = this.next);
+    this.next = null;
+    const key = this.target;
+    try {
+      if (key != null) await studio.store.settled(key); // a change of ours on its way: its version first
+      const object = key != null ? studio.store.get(key) : null;
+      if (key != null && !object) throw new Error("The object was deleted; click again to start a new one.");
+      const reply = await studio.store.transport.prompt({
+        model: this.model,
+        label_id: object ? null : studio.activeLabel,
+        object_id: object ? object.id : null,
+        version: object ? object.version : null,
+        points: prompts.points,
+        box: prompts.box,
+      });
+      const before = object ? studio.store.snapshot(key) : null;
+      const saved = studio.store.applySaved(object ? key : null, maskPayload(reply));
+      studio.history.record(saved, before, studio.store.snapshot(saved), object ? "smart prompt" : "smart object");
+      if (this.target === key) {
+        this.target = saved;
+        studio.select(saved);
+      }
+      if (reply.untrained) this._modelHint();
+      else studio.hint(`Mask from ${reply.model}: score ${Number(reply.score).toFixed(2)}, ${Math.round(reply.timings?.total_ms ?? 0)} ms.`);
+    } catch (error) {
+      this.next = null; // what was clicked meanwhile built on the prompt that failed
+      if (error.code === "conflict") this.target = null;
+      studio.hint(error.message || "The model did not answer.");
+    } finally {
+      this.sending = null;
+      studio.viewer.requestRender();
+    }
+    this._pump();
   }
 
   /** Enter or Esc ends the object being prompted (the next click starts a new one). */
   key(event) {
-    if (!this.prompts || (event.key !== "Enter" && event.key !== "Escape")) return false;
+    if (this.target == null && !this.next) return false;
+    if (event.key !== "Enter" && event.key !== "Escape") return false;
     this.cancel();
+    this.studio.hint("Object finished: the next click starts a new one.");
     return true;
   }
 
   cancel() {
-    this.prompts = null;
+    this.next = null;
     this.target = null;
     this.dragFrom = this.dragTo = null;
+    this.studio.viewer.requestRender();
   }
 
   draw(ctx, viewer) {
-    for (const [x, y, positive] of this.prompts?.points || []) {
+    const prompts = this.dragFrom ? null : this.next || this.sending || (this.target != null ? this._current() : null);
+    for (const [x, y, positive] of prompts?.points || []) {
       const [dx, dy] = viewer.toDisplay(x, y);
       ctx.beginPath();
       ctx.arc(dx, dy, 5, 0, Math.PI * 2);
@@ -111,13 +174,14 @@ export class SmartTool {
       ctx.strokeStyle = "#fff";
       ctx.stroke();
     }
-    const box = this.dragFrom ? [...this.dragFrom, ...this.dragTo] : this.prompts?.box;
+    const box = this.dragFrom ? [...this.dragFrom, ...this.dragTo] : prompts?.box;
     if (box) {
       const [x0, y0] = viewer.toDisplay(box[0], box[1]);
       const [x1, y1] = viewer.toDisplay(box[2], box[3]);
       ctx.setLineDash([5, 4]);
       ctx.strokeStyle = "#fff";
       ctx.strokeRect(Math.min(x0, x1), Math.min(y0, y1), Math.abs(x1 - x0), Math.abs(y1 - y0));
+      ctx.setLineDash([]);
     }
   }
 }
