@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from annotation.api import annotations, labels, media, projects, tasks
+from annotation.api import annotations, labels, media, preannotation, projects, tasks
 
 project = "projects/<int:project_id>/"
 item = "media/<int:media_id>/"
@@ -25,6 +25,13 @@ urlpatterns = [
         annotations.AnnotationDetailApi.as_view(),
         name="api_annotation_detail",
     ),
+    path(
+        item + "annotations/<int:annotation_id>/accept/",
+        annotations.AnnotationAcceptApi.as_view(),
+        name="api_annotation_accept",
+    ),
+    path(item + "annotations/accept/", annotations.AnnotationAcceptAllApi.as_view(), name="api_annotation_accept_all"),
+    path(project + "preannotate/", preannotation.ProjectPreannotateApi.as_view(), name="api_project_preannotate"),
     path(project + "tasks/", tasks.ProjectTaskListApi.as_view(), name="api_task_list"),
     path("tasks/mine/", tasks.MyTaskListApi.as_view(), name="api_my_tasks"),
     path("tasks/<int:task_id>/", tasks.TaskDetailApi.as_view(), name="api_task_detail"),

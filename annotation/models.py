@@ -229,6 +229,8 @@ class Annotation(models.Model):
     answers = models.JSONField(default=dict, blank=True)
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.MANUAL)
     source_detail = models.JSONField(default=dict, blank=True, help_text="Model key and prompts, import file.")
+    # A pre-annotation a model made that no person has accepted or changed yet.
+    proposed = models.BooleanField(default=False, db_index=True)
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -75,7 +75,8 @@ def media_list(tenant: Tenant, project: Project) -> QuerySet[MediaItem]:
 
 def media_filtered(tenant: Tenant, project: Project, filters: dict[str, str]) -> QuerySet[MediaItem]:
     """The gallery's filters: ``done`` (yes / no), ``label`` (id), ``task`` (id or "none"),
-    ``assignee`` (user id or "none"). Unknown or malformed values are ignored."""
+    ``assignee`` (user id or "none"), ``proposed`` (yes / no: holds pre-annotations awaiting a
+    person, or none). Unknown or malformed values are ignored."""
     items = media_list(tenant, project)
     done = filters.get("done")
     if done == "yes":
@@ -90,6 +91,10 @@ def media_filtered(tenant: Tenant, project: Project, filters: dict[str, str]) ->
         items = items.filter(task__isnull=True)
     elif task.isdigit():
         items = items.filter(task_id=int(task))
+    proposed = filters.get("proposed")
+    if proposed in ("yes", "no"):
+        with_proposals = Annotation.objects.filter(proposed=True).values("media_id")
+        items = items.filter(pk__in=with_proposals) if proposed == "yes" else items.exclude(pk__in=with_proposals)
     assignee = filters.get("assignee", "")
     if assignee == "none":
         items = items.filter(task__assignee__isnull=True)

@@ -25,6 +25,7 @@ urlpatterns = [
     path(project + "labels/<int:label_id>/delete/", project_views.label_delete, name="label_delete"),
     path(project + "questions/", project_views.question_add, name="question_add"),
     path(project + "questions/<int:question_id>/delete/", project_views.question_delete, name="question_delete"),
+    path(project + "preannotate/", project_views.preannotate, name="preannotate"),
     # media
     path(project + "media/<int:media_id>/", views.media_detail, name="media_detail"),
     path(project + "media/selection/", gallery.media_bulk_action, name="media_bulk_action"),

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import prefetch_related_objects
 from django.http import Http404
 
 from inference import registry
@@ -146,7 +147,9 @@ def _history(annotation: Any, model: str, step: dict[str, Any]) -> list[dict[str
 
 
 def _default_answers(label: Any) -> dict[str, str]:
-    """A new object's answers: its label's questions that have a default, as the studio fills them."""
+    """A new object's answers: its label's questions that have a default, as the studio fills them
+    (read once: the service checks the answers against the same prefetched questions)."""
+    prefetch_related_objects([label], "questions")
     return {str(question.pk): question.default for question in label.questions.all() if question.default}
 
 

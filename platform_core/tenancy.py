@@ -74,6 +74,7 @@ def resolve_tenant(user: Any, org_slug: str) -> Tenant:
     )
     if membership is None:
         raise Http404("No such organisation.")
+    membership.user = user  # the one it was looked up by: no second query for it
     return Tenant(org=membership.organization, membership=membership)
 
 

@@ -9,7 +9,8 @@ from annotation.models import Annotation
 
 def annotation_payload(annotation: Annotation) -> dict[str, Any]:
     """Everything a client needs to draw and edit the object. ``author`` is a username (null once
-    the user is gone); load annotations with ``select_related("author")`` to avoid a query each."""
+    the user is gone); load annotations with ``select_related("author")`` to avoid a query each.
+    ``proposed`` marks a model's pre-annotation that no person has accepted or changed yet."""
     return {
         "id": annotation.pk,
         "media": annotation.media_id,
@@ -23,6 +24,7 @@ def annotation_payload(annotation: Annotation) -> dict[str, Any]:
         "answers": annotation.answers,
         "source": annotation.source,
         "source_detail": annotation.source_detail,
+        "proposed": annotation.proposed,
         "author": annotation.author.username if annotation.author_id else None,
         "z_order": annotation.z_order,
         "version": annotation.version,

@@ -23,6 +23,11 @@ Rules every write applies:
 - ``version`` starts at 1 and grows by one with each update; an update or delete that names
   another version than the stored one raises ``VersionConflict`` carrying the stored annotation,
   and changes nothing. ``author`` records who last wrote the annotation.
+- Pre-annotations: ``proposed`` marks an object a model made (an automatic pre-annotation job,
+  a pipeline through the API) that awaits a person. ``annotation_accept`` takes it as it is;
+  any change through ``annotation_update`` also clears it, because a fixed pre-annotation is the
+  person's work from then on; deleting it is the plain ``annotation_delete``. Accepting is a write
+  like any other: the version grows and the item's group hears of it.
 - Events go to ``media_group(media.pk)`` after commit: ``annotation.saved`` with the annotation's
   payload, ``annotation.deleted`` with its id and last version; ``origin`` (the studio passes its
   socket's channel name) lets a page recognise its own echo.
@@ -42,7 +47,7 @@ from django.http import Http404
 
 from annotation.annotations.payloads import annotation_payload
 from annotation.masks import rle_area, rle_bbox, rle_validate
-from annotation.models import Annotation, Label, MediaItem, Question, Task
+from annotation.models import Annotation, Label, MediaItem, Task
 from platform_core.models import Role
 from platform_core.realtime import media_group, publish_after_commit
 from platform_core.tenancy import Tenant
@@ -95,6 +100,11 @@ def _check_rle(media: MediaItem, rle: Any) -> dict:
         raise ValidationError({"rle": exc.error_list}) from None
 
 
+# Item, label and author come through the tenancy door and the checks above: full_clean need not
+# query each one again to see that it exists (a smart prompt's save is on the click's critical path).
+CHECKED_RELATIONS = ["media", "label", "author"]
+
+
 def _check_frame(media: MediaItem, frame: Any) -> int | None:
     if media.kind == MediaItem.Kind.IMAGE:
         if frame is not None:
@@ -118,7 +128,8 @@ def _clean_answers(label: Label, answers: Any) -> dict[str, str]:
         return {}
     if not isinstance(answers, dict):
         raise ValidationError({"answers": "Give the answers as {question id: choice}."})
-    questions = {str(question.pk): question for question in Question.objects.filter(label=label)}
+    # label.questions: prefetched by a caller that has read them already.
+    questions = {str(question.pk): question for question in label.questions.all()}
     unknown = sorted(str(key) for key in answers if str(key) not in questions)
     if unknown:
         raise ValidationError(
@@ -156,9 +167,11 @@ def annotation_create(
     source: str = Annotation.Source.MANUAL,
     source_detail: dict | None = None,
     z_order: int | None = None,
+    proposed: bool = False,
     origin: str = "",
 ) -> Annotation:
-    """A new object on ``media`` at version 1; without ``z_order`` it goes on top of the others."""
+    """A new object on ``media`` at version 1; without ``z_order`` it goes on top of the others.
+    ``proposed`` makes it a pre-annotation awaiting a person."""
     _check_item(tenant, media, author)
     _check_label(media, label)
     rle = _check_rle(media, rle)
@@ -174,6 +187,7 @@ def annotation_create(
         answers=_clean_answers(label, answers),
         source=source,
         source_detail=_check_dict(source_detail, "source_detail"),
+        proposed=bool(proposed),
         author=author,
         version=1,
     )
@@ -182,7 +196,7 @@ def annotation_create(
             top = Annotation.objects.filter(media=media).aggregate(top=Max("z_order"))["top"]
             z_order = 0 if top is None else top + 1
         annotation.z_order = z_order
-        annotation.full_clean()
+        annotation.full_clean(exclude=CHECKED_RELATIONS)
         annotation.save()
         _publish_saved(annotation, origin)
     return annotation
@@ -211,7 +225,8 @@ def annotation_update(
 ) -> Annotation:
     """Apply ``changes`` (among label, rle, drawn, answers, z_order, frame, track, source,
     source_detail) to the annotation stored at ``expected_version``; returns it at the next version.
-    A stale ``expected_version`` raises ``VersionConflict`` and changes nothing."""
+    A stale ``expected_version`` raises ``VersionConflict`` and changes nothing. A pre-annotation
+    that is changed is no longer ``proposed``: whoever fixed it made it theirs."""
     unknown = set(changes) - CHANGEABLE
     if unknown:
         raise TypeError(f"annotation_update() cannot change {', '.join(sorted(unknown))}.")
@@ -240,9 +255,10 @@ def annotation_update(
         for field in ("z_order", "track", "source"):
             if field in changes:
                 setattr(current, field, changes[field])
+        current.proposed = False
         current.version += 1
         current.author = author
-        current.full_clean()
+        current.full_clean(exclude=CHECKED_RELATIONS)
         current.save(
             update_fields=[
                 "label",
@@ -255,6 +271,7 @@ def annotation_update(
                 "drawn",
                 "source",
                 "source_detail",
+                "proposed",
                 "z_order",
                 "version",
                 "author",
@@ -263,6 +280,57 @@ def annotation_update(
         )
         _publish_saved(current, origin)
     return current
+
+
+def _not_proposed(annotation: Annotation) -> ValidationError:
+    return ValidationError(
+        f"Annotation {annotation.pk} is not a pre-annotation awaiting acceptance: there is nothing to accept.",
+        code="not_proposed",
+    )
+
+
+def annotation_accept(
+    *, tenant: Tenant, annotation: Annotation, expected_version: int, actor: Any, origin: str = ""
+) -> Annotation:
+    """Take the pre-annotation stored at ``expected_version`` as it is: no longer ``proposed``, at
+    the next version, ``actor`` its author. A stale version raises ``VersionConflict``; an object
+    that is not proposed (accepted or changed already) is a ValidationError ``not_proposed``."""
+    media = annotation.media
+    _check_item(tenant, media, actor)
+    with transaction.atomic():
+        current = _locked(annotation, expected_version)
+        current.media = media
+        if not current.proposed:
+            raise _not_proposed(current)
+        _accept(current, actor, origin)
+    return current
+
+
+def annotation_accept_all(*, tenant: Tenant, media: MediaItem, actor: Any, origin: str = "") -> list[Annotation]:
+    """Accept every pre-annotation on ``media`` as it stands now (each at its next version);
+    returns them, bottom to top. Objects someone changes meanwhile are no longer proposed and are
+    left alone."""
+    _check_item(tenant, media, actor)
+    with transaction.atomic():
+        # Locked, like a single accept: a concurrent change waits, then finds the next version.
+        proposed = list(
+            Annotation.objects.for_org(tenant.org)
+            .select_for_update()
+            .filter(media=media, proposed=True)
+            .order_by("z_order", "id")
+        )
+        for annotation in proposed:
+            annotation.media = media
+            _accept(annotation, actor, origin)
+    return proposed
+
+
+def _accept(annotation: Annotation, actor: Any, origin: str) -> None:
+    annotation.proposed = False
+    annotation.version += 1
+    annotation.author = actor
+    annotation.save(update_fields=["proposed", "version", "author", "updated_at"])
+    _publish_saved(annotation, origin)
 
 
 def annotation_delete(

@@ -1,5 +1,5 @@
 """Annotations of one item: list and create, read, change and delete one, with versions (a stale
-write is a 409 carrying the stored annotation)."""
+write is a 409 carrying the stored annotation); accept one pre-annotation, or all of an item's."""
 
 from __future__ import annotations
 
@@ -47,6 +47,10 @@ class AnnotationOutput(serializers.Serializer):
     answers = serializers.DictField(child=serializers.CharField(), help_text="{question id: choice}.")
     source = serializers.ChoiceField(choices=Annotation.Source.choices)
     source_detail = serializers.DictField(help_text="Model key and prompts, import file, …")
+    proposed = serializers.BooleanField(
+        help_text="A model's pre-annotation that no person has accepted or changed yet; accepting it, or "
+        "changing it, clears this."
+    )
     author = serializers.CharField(allow_null=True, help_text="Username of who last wrote it.")
     z_order = serializers.IntegerField(help_text="Drawing order: higher is on top.")
     version = serializers.IntegerField(help_text="Send it back with a change or a deletion.")
@@ -87,6 +91,11 @@ class AnnotationCreateInput(serializers.Serializer):
     z_order = serializers.IntegerField(
         required=False, help_text="Drawing order; on top of the others if left out.", **INT32
     )
+    proposed = serializers.BooleanField(
+        required=False,
+        help_text="Store it as a pre-annotation awaiting a person (for pipelines that upload a model's "
+        "results); people accept it, fix it or delete it.",
+    )
 
 
 class AnnotationUpdateInput(AnnotationCreateInput):
@@ -94,6 +103,8 @@ class AnnotationUpdateInput(AnnotationCreateInput):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # A change clears ``proposed`` by itself; nothing sets it again on an existing object.
+        del self.fields["proposed"]
         for name, field in self.fields.items():
             if name != "version":
                 field.required = False
@@ -106,6 +117,14 @@ class AnnotationUpdateInput(AnnotationCreateInput):
 
 class AnnotationDeleteInput(serializers.Serializer):
     version = serializers.IntegerField(min_value=1, help_text="The version you loaded.")
+
+
+class AnnotationAcceptInput(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1, help_text="The version you loaded.")
+
+
+class AcceptedOutput(serializers.Serializer):
+    accepted = AnnotationOutput(many=True, help_text="The pre-annotations accepted, at their new versions.")
 
 
 def _conflict(exc: services.VersionConflict) -> Response:
@@ -212,3 +231,44 @@ class AnnotationDetailApi(TenantAPIView):
         except services.VersionConflict as exc:
             return _conflict(exc)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AnnotationAcceptApi(TenantAPIView):
+    @extend_schema(
+        tags=["annotations"],
+        operation_id="annotations_accept",
+        description="Accept a pre-annotation as it is: it is no longer `proposed`, its version grows by one "
+        "and you become its author. `version` is the version you loaded (409 when it has changed since); an "
+        "annotation that is not proposed is a 400 with `code: not_proposed`.",
+        request=AnnotationAcceptInput,
+        responses={
+            200: AnnotationOutput,
+            400: ErrorOutput,
+            409: OpenApiResponse(ConflictOutput, description="Stale version."),
+        },
+    )
+    def post(self, request: Request, org_slug: str, media_id: int, annotation_id: int) -> Response:
+        media = media_get(self.tenant, media_id)
+        annotation = annotation_get(self.tenant, media, annotation_id)
+        version = self.parse(AnnotationAcceptInput)["version"]
+        try:
+            annotation = services.annotation_accept(
+                tenant=self.tenant, annotation=annotation, expected_version=version, actor=request.user
+            )
+        except services.VersionConflict as exc:
+            return _conflict(exc)
+        return Response(annotation_payload(annotation))
+
+
+class AnnotationAcceptAllApi(TenantAPIView):
+    @extend_schema(
+        tags=["annotations"],
+        operation_id="annotations_accept_all",
+        description="Accept every pre-annotation of the item as it stands (none is fine: the list is empty).",
+        request=None,
+        responses={200: AcceptedOutput, 400: ErrorOutput},
+    )
+    def post(self, request: Request, org_slug: str, media_id: int) -> Response:
+        media = media_get(self.tenant, media_id)
+        accepted = services.annotation_accept_all(tenant=self.tenant, media=media, actor=request.user)
+        return Response({"accepted": [annotation_payload(annotation) for annotation in accepted]})

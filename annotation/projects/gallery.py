@@ -1,5 +1,5 @@
-"""The project page: progress, the upload zone and the media gallery (filters, infinite scroll,
-multi-select delete, a task from the selection)."""
+"""The project page: progress, the upload zone, the pre-annotation form and the media gallery
+(filters, infinite scroll, multi-select delete, a task or a pre-annotation from the selection)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from annotation.projects.forms import PreannotateForm
 from annotation.projects.selectors import objects_per_label_for
 from annotation.selectors import label_list, media_filtered, media_list, project_get
 from annotation.tasks.selectors import task_list
@@ -20,7 +21,7 @@ from platform_core.models import Membership, Role
 from platform_core.tenancy import member_required
 
 GALLERY_PAGE_SIZE = 24
-FILTERS = ("done", "label", "task", "assignee")
+FILTERS = ("done", "label", "task", "assignee", "proposed")
 
 
 @member_required
@@ -45,13 +46,15 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         # Infinite scroll and the filters ask for the gallery alone.
         return render(request, "annotation/project_detail.html#gallery-page", context)
     visible = media_list(tenant, project)
+    labels = list(label_list(project))
     context.update(
-        labels=label_list(project),
+        labels=labels,
         total=visible.count(),
         done=visible.filter(done_at__isnull=False).count(),
         objects_per_label=objects_per_label_for([project]).get(project.pk, []),
         tasks=task_list(tenant, project) if tenant.has_role(Role.REVIEWER) else [],
         assignees=Membership.objects.for_org(tenant.org).select_related("user").order_by("user__username"),
+        preannotate_form=PreannotateForm(labels=labels) if tenant.can_manage else None,
     )
     return render(request, "annotation/project_detail.html", context)
 

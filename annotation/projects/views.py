@@ -1,4 +1,5 @@
-"""Project pages: create, edit, delete, and the label manager with its questions.
+"""Project pages: create, edit, delete, the label manager with its questions, and starting a
+pre-annotation job.
 
 Each page is one template; its swappable parts are partials rendered alone for htmx requests
 (the same URL renders the whole page without htmx)."""
@@ -15,8 +16,15 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from annotation.projects import services
-from annotation.projects.forms import LabelForm, ProjectDeleteForm, ProjectForm, QuestionForm
-from annotation.selectors import item_questions, label_get, label_list_with_counts, project_get, question_get
+from annotation.projects.forms import LabelForm, PreannotateForm, ProjectDeleteForm, ProjectForm, QuestionForm
+from annotation.selectors import (
+    item_questions,
+    label_get,
+    label_list,
+    label_list_with_counts,
+    project_get,
+    question_get,
+)
 from platform_core.models import Role
 from platform_core.tenancy import member_required
 
@@ -202,3 +210,51 @@ def question_delete(request: HttpRequest, project_id: int, question_id: int) -> 
     project = project_get(request.tenant, project_id)
     services.question_delete(question=question_get(request.tenant, project, question_id))
     return _after_change(request, project)
+
+
+# --- pre-annotation ---------------------------------------------------------------------------
+
+
+def preannotate_form(project: Any, data: Any = None) -> PreannotateForm:
+    return PreannotateForm(data, labels=label_list(project))
+
+
+@member_required(role=Role.MANAGER)
+@require_http_methods(["GET", "POST"])
+def preannotate(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Start a pre-annotation job on the whole project, or on the items the gallery's selection
+    posts here (``step=choose`` shows the form for them first); then on to the job's page."""
+    from inference.preannotation import preannotation_start
+
+    project = project_get(request.tenant, project_id)
+    selected = request.POST.getlist("items")
+    choosing = request.method == "POST" and request.POST.get("step") == "choose"
+    scope_selected = choosing or request.POST.get("scope") == "selected"
+    if choosing and not selected:
+        messages.error(request, "Select at least one item first.")
+        return redirect(project)
+    form = preannotate_form(project, None if choosing else _posted(request))
+    if request.method == "POST" and not choosing and form.is_valid():
+        data = form.cleaned_data
+        try:
+            job = preannotation_start(
+                tenant=request.tenant,
+                project=project,
+                actor=request.user,
+                model=data["model"],
+                method=data["method"],
+                label=data["label"],
+                source_label=data["source_label"],
+                items=selected if scope_selected else None,
+                replace=data["replace"],
+                options=form.options() if data["method"] == "automatic" else None,
+            )
+        except ValidationError as exc:
+            _errors(form, exc)
+        else:
+            count = len(job.params["items"] or [])
+            scope = f"{count} selected item{'s' if count != 1 else ''}" if count else "the whole project"
+            messages.success(request, f"Pre-annotating {scope} in the background.")
+            return redirect("job_detail", org_slug=request.tenant.org.slug, job_id=job.pk)
+    context = {"project": project, "form": form, "selected": selected if scope_selected else None}
+    return render(request, "annotation/preannotate.html", context, status=400 if form.errors else 200)

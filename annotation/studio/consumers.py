@@ -12,6 +12,9 @@ Client → server (every message may carry a ``request_id``, echoed in the reply
   "z_order": 2}}`` creates; with an ``id`` and the ``version`` it was loaded at, it changes those
   fields → ``{"type": "saved", "annotation": payload}``
 - ``{"type": "delete", "id": 17, "version": 3}`` → ``{"type": "deleted", "id": 17}``
+- ``{"type": "accept", "id": 17, "version": 3}`` takes a pre-annotation (``proposed``) as it is →
+  ``{"type": "saved", "annotation": payload}``; ``{"type": "accept", "all": true}`` takes every one on
+  the item → ``{"type": "accepted", "annotations": [payload, …]}``
 - ``{"type": "prompt", "model": "tiny", "label_id": 3, "object_id": null, "points": [[x, y, 1], [x, y, 0]],
   "box": [x0, y0, x1, y1] | null}`` (original-image pixels; ``object_id`` refines that object, with an
   optional ``version``; ``"all_masks": true`` adds every candidate mask) → ``{"type": "mask",
@@ -102,6 +105,8 @@ class StudioConsumer(GroupEventsMixin, TenantJsonConsumer):
             reply = await database_sync_to_async(self._save)(message.get("annotation"))
         elif kind == "delete":
             reply = await database_sync_to_async(self._delete)(message)
+        elif kind == "accept":
+            reply = await database_sync_to_async(self._accept)(message)
         else:
             raise MessageError("unknown_type", f"Unknown message type {kind[:40]!r}.")
         await self.send_json({**reply, "request_id": request_id})
@@ -191,6 +196,30 @@ class StudioConsumer(GroupEventsMixin, TenantJsonConsumer):
         except services.VersionConflict as exc:
             raise _conflict(exc) from exc
         return {"type": "deleted", "id": annotation.pk}
+
+    def _accept(self, message: dict[str, Any]) -> dict[str, Any]:
+        """``{"type": "accept", "id", "version"}`` takes one pre-annotation as it is → ``saved``;
+        ``{"type": "accept", "all": true}`` takes every one on the item → ``{"type": "accepted",
+        "annotations": [payload, …]}``."""
+        if message.get("all") is True:
+            accepted = services.annotation_accept_all(
+                tenant=self.tenant, media=self.media, actor=self.scope["user"], origin=self.channel_name
+            )
+            return {"type": "accepted", "annotations": [annotation_payload(a) for a in accepted]}
+        annotation_id = _annotation_id(message.get("id"))
+        version = _parsed(AnnotationDeleteInput, {"version": message.get("version")})["version"]
+        annotation = annotation_get(self.tenant, self.media, annotation_id)
+        try:
+            annotation = services.annotation_accept(
+                tenant=self.tenant,
+                annotation=annotation,
+                expected_version=version,
+                actor=self.scope["user"],
+                origin=self.channel_name,
+            )
+        except services.VersionConflict as exc:
+            raise _conflict(exc) from exc
+        return {"type": "saved", "annotation": annotation_payload(annotation)}
 
     # --- what others change ------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ from inference.embedding_cache import EmbeddingCache
 from inference.loading import ModelLoader
 from inference.segmentation import SegmentationService
 from inference.worker import InferenceWorker
-from platform_core.websockets import CLOSE_UNAUTHENTICATED
+from platform_core.websockets import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED
 from tests.factories import LabelFactory
 from tests.platform_core.test_websockets import communicator, session_cookie
 
@@ -445,9 +445,27 @@ async def test_it_answers_a_bad_prompt_with_its_error_and_stays_open(
     await ws.disconnect()
 
 
-async def test_it_refuses_an_anonymous_studio_socket(world: Any) -> None:
+async def test_it_answers_an_oversized_prompt_with_too_large_and_stays_open(
+    world: Any, settings: Any, inference: SegmentationService
+) -> None:
+    settings.WS_MAX_MESSAGE_BYTES = 4096
+    lookups = {key: inference.cache.stats()[key] for key in ("hits", "misses")}
+    ws = await open_studio(world, world.annotator, world.demo.media.pk)
+    reply = await ask(ws, prompt(world, "big", points=[[10, 10, 1]] * 1000), timeout=10)
+    assert (reply["type"], reply["code"]) == ("error", "too_large"), reply
+    assert (await ask(ws, {"type": "list"}, timeout=10))["type"] == "annotations"
+    # Refused before it was read: no model saw it, nothing was saved.
+    assert {key: inference.cache.stats()[key] for key in ("hits", "misses")} == lookups
+    assert await database_sync_to_async(Annotation.objects.filter(media=world.demo.media).count)() == 1
+    await ws.disconnect()
+
+
+async def test_it_refuses_an_anonymous_studio_socket_and_another_organisations_item(world: Any) -> None:
     ws = communicator("", path=f"/ws/o/{world.demo.org.slug}/studio/{world.demo.media.pk}/")
     assert await ws.connect(timeout=10) == (False, CLOSE_UNAUTHENTICATED)
+    cookie = await database_sync_to_async(session_cookie)(world.annotator)
+    foreign = communicator("", cookie=cookie, path=f"/ws/o/{world.demo.org.slug}/studio/{world.other.media.pk}/")
+    assert await foreign.connect(timeout=10) == (False, CLOSE_NOT_FOUND)
 
 
 # --- a worker that does not answer ----------------------------------------------------------

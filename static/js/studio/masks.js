@@ -81,7 +81,9 @@ export class MaskLayer {
       const s = this.spriteOf(object);
       if (!s) continue;
       const selected = object.key === this.selected;
-      ctx.globalAlpha = selected ? Math.min(1, this.opacity + 0.2) : this.opacity;
+      // A pre-annotation nobody has accepted yet is fainter than the objects people made.
+      const opacity = object.proposed ? this.opacity * 0.6 : this.opacity;
+      ctx.globalAlpha = selected ? Math.min(1, opacity + 0.2) : opacity;
       ctx.drawImage(s.fill, s.x, s.y);
       ctx.globalAlpha = 1;
       ctx.drawImage(s.outline, s.x, s.y);
@@ -116,5 +118,26 @@ export class MaskLayer {
   boxOf(object) {
     const s = this.spriteOf(object);
     return s ? [s.x, s.y, s.width, s.height] : null;
+  }
+
+  /** The mean position of the object's pixels (image coordinates, pixel centres), or null. */
+  centroidOf(object) {
+    const s = this.spriteOf(object);
+    if (!s) return null;
+    if (!s.centroid) {
+      let sx = 0;
+      let sy = 0;
+      let n = 0;
+      for (let row = 0; row < s.height; row++) {
+        for (let col = 0; col < s.width; col++) {
+          if (!s.bitmap[row * s.width + col]) continue;
+          sx += col;
+          sy += row;
+          n++;
+        }
+      }
+      s.centroid = n ? [s.x + sx / n + 0.5, s.y + sy / n + 0.5] : null;
+    }
+    return s.centroid;
   }
 }

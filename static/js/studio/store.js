@@ -11,6 +11,8 @@
 //   list()                    -> Promise<payload[]>    the item's annotations, bottom to top
 //   save(annotation)          -> Promise<payload>      {id: null|int, label, rle, drawn, answers, z_order, version}
 //   remove(id, version)       -> Promise<void>
+//   accept(id, version)       -> Promise<payload>      a pre-annotation taken as it is (no longer proposed)
+//   acceptAll()               -> Promise<payload[]>    every pre-annotation of the item
 //   prompt(message)           -> Promise<mask reply>   the smart tool: the model's mask, saved by the server
 //                                                      (rejects over REST: prompts need the socket)
 //   onEvent(callback)         others' changes: {type: "annotation", annotation} | {type: "annotation_deleted", id}
@@ -123,6 +125,14 @@ export class RestTransport {
     return Promise.reject(new TransportError("unavailable", "The smart tool needs the studio's live connection."));
   }
 
+  accept(id, version) {
+    return this._request("POST", `${this.url}${id}/accept/`, { version });
+  }
+
+  async acceptAll() {
+    return (await this._request("POST", `${this.url}accept/`, {})).accepted;
+  }
+
   onEvent() {}
 
   onClose() {}
@@ -202,6 +212,14 @@ export class SocketTransport {
 
   prompt(message) {
     return this._send({ ...message, type: "prompt" });
+  }
+
+  async accept(id, version) {
+    return (await this._send({ type: "accept", id, version })).annotation;
+  }
+
+  async acceptAll() {
+    return (await this._send({ type: "accept", all: true })).annotations;
   }
 
   onEvent(callback) {
@@ -404,6 +422,36 @@ export class Store extends EventTarget {
     return object.key;
   }
 
+  /** Pre-annotations nobody has accepted or changed yet. */
+  proposed() {
+    return this.ordered().filter((object) => object.proposed);
+  }
+
+  /** Take a pre-annotation as it is; resolves once the server has it. */
+  async accept(key) {
+    const object = this.get(key);
+    if (!object || !object.proposed || object.id == null) return;
+    await this.settled(key);
+    try {
+      const payload = await this.transport.accept(object.id, object.version);
+      this._fromPayload(object, payload);
+      object.state = "saved";
+      object.message = "";
+    } catch (error) {
+      this._failed(object, error);
+    }
+    this._changed();
+  }
+
+  /** Take every pre-annotation of the item as it is; resolves to how many were taken. */
+  async acceptAll() {
+    await this.whenIdle();
+    const payloads = await this.transport.acceptAll();
+    for (const payload of payloads) this._remote({ type: "annotation", annotation: payload });
+    this._changed();
+    return payloads.length;
+  }
+
   /** Bring an object to `snap` (undo / redo): null deletes it; a deleted one comes back (a new id
    * when its deletion was already written). */
   restore(key, snap) {
@@ -464,6 +512,7 @@ export class Store extends EventTarget {
     object.id = payload.id;
     object.version = payload.version;
     object.source = payload.source || "manual";
+    object.proposed = Boolean(payload.proposed);
     object.author = payload.author ?? null;
     this._set(object, {
       label: payload.label,
@@ -533,6 +582,7 @@ export class Store extends EventTarget {
         object.id = payload.id;
         object.version = payload.version;
         object.author = payload.author ?? null;
+        object.proposed = Boolean(payload.proposed); // a change makes a pre-annotation the person's
         if (!changedSince) {
           // The server's word on what it stored (answers of another label dropped, and so on).
           object.answers = payload.answers || {};

@@ -190,6 +190,26 @@ export class Studio {
     if (object) this.editObject(key, { z_order: this.store.bottomZ() - 1 }, "send back");
   }
 
+  /** Take a pre-annotation as it is (it stops being proposed; fixing or deleting it works as for any object). */
+  async accept(key) {
+    const object = this.store.get(key);
+    if (!object?.proposed) {
+      this.hint("Only a proposed object (a model's pre-annotation) is accepted; this one is already yours.");
+      return;
+    }
+    await this.store.accept(key);
+    this.hint(this.store.get(key)?.proposed ? "" : "Accepted.");
+  }
+
+  async acceptAll() {
+    try {
+      const count = await this.store.acceptAll();
+      this.hint(`Accepted ${count} proposed object${count === 1 ? "" : "s"}.`);
+    } catch (error) {
+      this.hint(error.message || "The proposed objects could not be accepted.");
+    }
+  }
+
   toggleHideAll() {
     this.masks.hideAll = !this.masks.hideAll;
     $("#hide-all").setAttribute("aria-pressed", String(this.masks.hideAll));
@@ -245,6 +265,28 @@ export class Studio {
   // --- drawing the overlay ------------------------------------------------------------------------
 
   _drawOverlay(ctx, viewer) {
+    // Pre-annotations: a dashed box and a keypoint at the centroid, in the label's colour.
+    for (const proposed of this.store.proposed()) {
+      if (!this.masks.visible(proposed)) continue;
+      const box = this.masks.boxOf(proposed);
+      const centre = this.masks.centroidOf(proposed);
+      if (!box || !centre) continue;
+      const colour = this.colourOf(proposed.label);
+      const [x0, y0] = viewer.toDisplay(box[0], box[1]);
+      const [x1, y1] = viewer.toDisplay(box[0] + box[2], box[1] + box[3]);
+      ctx.setLineDash([3, 3]);
+      ctx.lineWidth = 1.5;
+      ctx.strokeStyle = colour;
+      ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
+      ctx.setLineDash([]);
+      const [cx, cy] = viewer.toDisplay(centre[0], centre[1]);
+      ctx.beginPath();
+      ctx.arc(cx, cy, 4, 0, Math.PI * 2);
+      ctx.fillStyle = colour;
+      ctx.fill();
+      ctx.strokeStyle = "#ffffff";
+      ctx.stroke();
+    }
     const object = this.store.get(this.selected);
     if (object && this.masks.visible(object)) {
       const box = this.masks.boxOf(object);
@@ -283,6 +325,7 @@ export class Studio {
     $("#undo").addEventListener("click", () => this.undo());
     $("#redo").addEventListener("click", () => this.redo());
     $("#hide-all").addEventListener("click", () => this.toggleHideAll());
+    $("#accept-all").addEventListener("click", () => this.acceptAll());
     $("#help-open").addEventListener("click", () => $("#studio-help").showModal());
     const opacity = $("#mask-opacity");
     opacity.addEventListener("input", () => {
@@ -306,6 +349,7 @@ export class Studio {
       else if (action === "forward") this.bringForward(key);
       else if (action === "backward") this.sendBackward(key);
       else if (action === "delete") this.deleteObject(key);
+      else if (action === "accept") this.accept(key);
       else if (event.target.closest(".object-pick")) this.select(this.selected === key ? null : key);
     });
     list.addEventListener("change", (event) => {
@@ -368,6 +412,9 @@ export class Studio {
       const label = this.labels.get(object.label);
       const name = `${label?.name || "?"} ${object.id != null ? `#${object.id}` : "(new)"}`;
       row.querySelector(".object-name").textContent = name;
+      row.classList.toggle("proposed", Boolean(object.proposed));
+      row.querySelector("[data-action=accept]").hidden = !object.proposed;
+      row.querySelector(".object-source").textContent = object.proposed ? `proposed by ${object.source}` : "";
       row.querySelector(".swatch").style.backgroundColor = this.colourOf(object.label);
       const pick = row.querySelector(".object-pick");
       pick.setAttribute("aria-pressed", String(object.key === this.selected));
@@ -390,6 +437,10 @@ export class Studio {
     }
     for (const row of rows.values()) row.remove();
     $("#object-count").textContent = String(objects.length);
+    const proposed = this.store.proposed().length;
+    const acceptAll = $("#accept-all");
+    acceptAll.hidden = proposed === 0;
+    acceptAll.textContent = `Accept all ${proposed} proposed`;
     $("#object-empty").hidden = objects.length > 0;
   }
 
@@ -548,6 +599,9 @@ export class Studio {
       else this.select(null);
       this.hint("");
     } else if (lower === "h") this.toggleHideAll();
+    else if (lower === "a") {
+      if (this.selected != null) this.accept(this.selected);
+    }
     else if (key === "?") dialog.showModal();
     else if (key === "+" || key === "=") this.viewer.zoomIn();
     else if (key === "-" || key === "_") this.viewer.zoomOut();

@@ -1,0 +1,6 @@
+"""The inference app's job runners, registered on import (the jobs core imports each app's ``jobs``
+module the first time a worker meets a kind it does not know)."""
+
+from __future__ import annotations
+
+from inference import preannotation  # noqa: F401 - registers "preannotate"
