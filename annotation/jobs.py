@@ -4,3 +4,4 @@
 from __future__ import annotations
 
 from annotation import media_import  # noqa: F401 - registers "import_media"
+from annotation.datasets import export_job  # noqa: F401 - registers "export_dataset"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import path
 
 from annotation import views
+from annotation.datasets import views as dataset_views
 from annotation.projects import gallery
 from annotation.projects import views as project_views
 from annotation.studio import views as studio_views
@@ -26,6 +27,7 @@ urlpatterns = [
     path(project + "questions/", project_views.question_add, name="question_add"),
     path(project + "questions/<int:question_id>/delete/", project_views.question_delete, name="question_delete"),
     path(project + "preannotate/", project_views.preannotate, name="preannotate"),
+    path(project + "export/", dataset_views.dataset_export, name="dataset_export"),
     # media
     path(project + "media/<int:media_id>/", views.media_detail, name="media_detail"),
     path(project + "media/selection/", gallery.media_bulk_action, name="media_bulk_action"),

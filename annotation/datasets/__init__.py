@@ -1,0 +1,16 @@
+"""Datasets out of a project: COCO JSON (the stored compressed RLE as it is, or polygons) and mask
+PNGs (semantic and instance), optionally zipped with the images.
+
+One export code path (``export.dataset_export_run``) serves the background job
+(``export_job``, kind ``export_dataset``), ``manage.py export_dataset``, the project page's form and
+the REST endpoint. Exports are streamed: items and their annotations are read in chunks and written
+entry by entry, so memory stays flat however large the project.
+
+- ``options``: what an export may be asked for, checked in one place;
+- ``selectors``: the reads (items, annotations, labels, questions of one project);
+- ``naming``: safe, unique file names for the items;
+- ``coco_export``: COCO entries and the streaming COCO writer, polygons from masks;
+- ``mask_export``: semantic and instance PNGs and their index;
+- ``export``: one export run, to a ``.json`` or ``.zip`` file;
+- ``export_job``: starting it as a job, and the job's runner.
+"""
