@@ -13,7 +13,7 @@ TORCH_PINS := $(shell grep -E '^(torch|torchvision)==' requirements.txt)
 SAM2_PIN := $(shell grep -E '^sam2==' requirements.txt)
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: venv demo test lint pytest chromium migrate serve bench clean
+.PHONY: venv test-deps demo test lint pytest chromium migrate serve bench clean
 
 venv: $(VENV)/.installed
 
@@ -27,6 +27,13 @@ $(VENV)/.installed: requirements.txt
 	SAM2_BUILD_CUDA=0 $(PIP) install -qq --no-build-isolation $(SAM2_PIN)
 	# 3. everything else
 	$(PIP) install -qq -r requirements.txt
+	touch $@
+
+# Test-only packages (crowd-kit as a reference, without its heavy dependencies: see the file).
+test-deps: $(VENV)/.installed-test
+
+$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
+	$(PIP) install -qq --no-deps -r requirements-test.txt
 	touch $@
 
 migrate: venv
@@ -55,7 +62,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 
-pytest: venv chromium
+pytest: venv test-deps chromium
 	$(BIN)/pytest
 
 test: lint pytest

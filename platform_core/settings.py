@@ -218,6 +218,16 @@ if INFERENCE_MODE == "worker" and not REDIS_URL:
     )
 INFERENCE_TIMEOUT_SECONDS = env_int("INFERENCE_TIMEOUT_SECONDS", 30, minimum=1)
 
+# --- Mechanical Turk -----------------------------------------------------------------------
+# The requester API (crowd/mturk.py): the sandbox unless MTURK_SANDBOX=0; MTURK_ENDPOINT_URL overrides
+# the official endpoint the flag picks. Keys unset: boto3's usual chain (environment, instance role).
+MTURK_SANDBOX = env_bool("MTURK_SANDBOX", True)
+MTURK_ENDPOINT_URL = env_url("MTURK_ENDPOINT_URL", schemes=("https", "http"))
+MTURK_ACCESS_KEY_ID = env_str("MTURK_ACCESS_KEY_ID")
+MTURK_SECRET_ACCESS_KEY = env_str("MTURK_SECRET_ACCESS_KEY")
+if bool(MTURK_ACCESS_KEY_ID) != bool(MTURK_SECRET_ACCESS_KEY):
+    raise ImproperlyConfigured("Set MTURK_ACCESS_KEY_ID and MTURK_SECRET_ACCESS_KEY together (or neither).")
+
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
