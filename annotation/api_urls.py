@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from annotation.api import annotations, datasets, labels, media, preannotation, projects, tasks
+from annotation.api import annotations, dataset_transfer, datasets, labels, media, preannotation, projects, tasks
 
 project = "projects/<int:project_id>/"
 item = "media/<int:media_id>/"
@@ -33,6 +33,9 @@ urlpatterns = [
     path(item + "annotations/accept/", annotations.AnnotationAcceptAllApi.as_view(), name="api_annotation_accept_all"),
     path(project + "preannotate/", preannotation.ProjectPreannotateApi.as_view(), name="api_project_preannotate"),
     path(project + "export/", datasets.ProjectExportApi.as_view(), name="api_project_export"),
+    path(project + "import/", dataset_transfer.ProjectImportApi.as_view(), name="api_project_import"),
+    path(project + "merge/", dataset_transfer.ProjectMergeApi.as_view(), name="api_project_merge"),
+    path(project + "splits/", dataset_transfer.ProjectSplitListApi.as_view(), name="api_project_splits"),
     path(project + "tasks/", tasks.ProjectTaskListApi.as_view(), name="api_task_list"),
     path("tasks/mine/", tasks.MyTaskListApi.as_view(), name="api_my_tasks"),
     path("tasks/<int:task_id>/", tasks.TaskDetailApi.as_view(), name="api_task_detail"),

@@ -4,4 +4,8 @@
 from __future__ import annotations
 
 from annotation import media_import  # noqa: F401 - registers "import_media"
-from annotation.datasets import export_job  # noqa: F401 - registers "export_dataset"
+from annotation.datasets import (
+    export_job,  # noqa: F401 - registers "export_dataset"
+    import_job,  # noqa: F401 - registers "import_dataset"
+    merge,  # noqa: F401 - registers "merge_datasets"
+)

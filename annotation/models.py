@@ -248,3 +248,54 @@ class Annotation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label} on {self.media}"
+
+
+class DatasetSplit(models.Model):
+    """A saved division of a project's items into train / val / test (see ``annotation.datasets.splits``)."""
+
+    class Subset(models.TextChoices):
+        TRAIN = "train", "Train"
+        VAL = "val", "Validation"
+        TEST = "test", "Test"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="splits")
+    name = models.CharField(max_length=100)
+    seed = models.PositiveBigIntegerField(default=0)
+    ratios = models.JSONField(default=dict, help_text="{subset: share of the items}, adding up to 1.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    tenant_path = "project__organization"
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["project", "-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="dataset_split_unique_name_per_project"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DatasetSplitItem(models.Model):
+    """Which subset of a split one item is in."""
+
+    split = models.ForeignKey(DatasetSplit, on_delete=models.CASCADE, related_name="items")
+    media = models.ForeignKey(MediaItem, on_delete=models.CASCADE, related_name="split_memberships")
+    subset = models.CharField(max_length=5, choices=DatasetSplit.Subset.choices)
+
+    tenant_path = "split__project__organization"
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["split", "media"]
+        constraints = [
+            models.UniqueConstraint(fields=["split", "media"], name="dataset_split_item_unique_media"),
+        ]
+        indexes = [models.Index(fields=["split", "subset"], name="dataset_split_item_subset")]
+
+    def __str__(self) -> str:
+        return f"{self.media} in {self.split} ({self.subset})"

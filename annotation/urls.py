@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import path
 
 from annotation import views
+from annotation.datasets import statistics_views, transfer_views
 from annotation.datasets import views as dataset_views
 from annotation.projects import gallery
 from annotation.projects import views as project_views
@@ -28,6 +29,10 @@ urlpatterns = [
     path(project + "questions/<int:question_id>/delete/", project_views.question_delete, name="question_delete"),
     path(project + "preannotate/", project_views.preannotate, name="preannotate"),
     path(project + "export/", dataset_views.dataset_export, name="dataset_export"),
+    path(project + "import/", transfer_views.dataset_import, name="dataset_import"),
+    path(project + "merge/", transfer_views.dataset_merge, name="dataset_merge"),
+    path(project + "splits/", transfer_views.dataset_splits, name="dataset_splits"),
+    path(project + "statistics/", statistics_views.dataset_statistics, name="dataset_statistics"),
     # media
     path(project + "media/<int:media_id>/", views.media_detail, name="media_detail"),
     path(project + "media/selection/", gallery.media_bulk_action, name="media_bulk_action"),

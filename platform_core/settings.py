@@ -196,6 +196,8 @@ STORAGES = {
 }
 
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 50 * 1024 * 1024, minimum=1024)
+# The largest COCO file a dataset import reads (it is parsed whole, then checked before anything is written).
+DATASET_IMPORT_MAX_JSON_BYTES = env_int("DATASET_IMPORT_MAX_JSON_BYTES", 200 * 1024 * 1024, minimum=1024)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 100_000_000, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 

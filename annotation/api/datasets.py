@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotation.datasets.export_job import dataset_export_start
-from annotation.datasets.options import ALL, COCO, FORMATS, ONLY, ExportOptions
+from annotation.datasets.options import ALL, COCO, FORMATS, ONLY, SUBSETS, ExportOptions
 from annotation.selectors import project_get
 from platform_core.api import ErrorOutput, TenantAPIView
 from platform_core.member_apis import JobOutput
@@ -34,6 +34,12 @@ class ExportInput(serializers.Serializer):
     include_proposed = serializers.BooleanField(
         default=False,
         help_text="Keep pre-annotations awaiting a person (marked `proposed`); left out and counted otherwise.",
+    )
+    split = serializers.IntegerField(
+        required=False, min_value=1, help_text="Only the items of this saved split (see the project's splits)."
+    )
+    subset = serializers.ChoiceField(
+        choices=list(SUBSETS), required=False, help_text="With `split`: only the items of this subset of it."
     )
 
 

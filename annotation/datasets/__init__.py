@@ -13,4 +13,12 @@ entry by entry, so memory stays flat however large the project.
 - ``mask_export``: semantic and instance PNGs and their index;
 - ``export``: one export run, to a ``.json`` or ``.zip`` file;
 - ``export_job``: starting it as a job, and the job's runner.
+
+Datasets in (``import_dataset`` and ``merge_datasets`` jobs, commands, project page, REST):
+
+- ``coco_reading``: parsing and checking a COCO file, refusing a malformed one whole;
+- ``coco_import``: one import run (a COCO file onto items by name, or a zip creating the items);
+- ``import_job``: keeping the upload, starting the import job, and its runner;
+- ``merge``: copying other projects' items, annotations and answers in, labels mapped;
+- ``splits``: saved, stratified train / val / test splits that exports can take.
 """

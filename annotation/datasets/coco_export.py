@@ -57,6 +57,7 @@ def category_entry(label: Label, project: Project, questions: Iterable[Question]
         "name": label.name,
         "supercategory": project.name or "",
         "color": label.color,
+        "kind": label.kind,  # mask or box: an import creating the label gives it back its kind
         "questions": [question_entry(q) for q in questions if q.label_id == label.pk],
     }
 

@@ -44,7 +44,7 @@ from annotation.datasets.selectors import (
     export_stream,
     proposed_left_out,
 )
-from annotation.models import MediaItem, Project
+from annotation.models import DatasetSplit, MediaItem, Project
 
 Progress = Callable[[int, int, str], None]
 REPORTED_SKIPS = 1000  # the report lists at most this many skipped items (and counts them all)
@@ -53,11 +53,14 @@ VIDEO_REASON = "a video: these formats hold images (YouTube-VIS is another forma
 
 
 def export_file_name(project: Project, options: ExportOptions) -> str:
-    return f"{slugify(project.name) or 'project'}-{options.format}{options.extension}"
+    split = f"-split{options.split}{'-' + options.subset if options.subset else ''}" if options.split else ""
+    return f"{slugify(project.name) or 'project'}{split}-{options.format}{options.extension}"
 
 
 def export_check(project: Project, options: ExportOptions) -> None:
     """What makes an export of ``project`` impossible before it starts (ValidationError)."""
+    if options.split is not None and not DatasetSplit.objects.filter(project=project, pk=options.split).exists():
+        raise ValidationError({"split": f"No split {options.split} in this project."})
     if options.format == MASKS and len(export_labels(project)) > mask_export.MAX_CLASSES:
         raise ValidationError(
             {"format": f"Mask PNGs number at most {mask_export.MAX_CLASSES} labels; export this project as COCO."}

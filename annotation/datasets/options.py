@@ -17,18 +17,25 @@ ALL = "all"
 ACCEPTED = "accepted"
 ONLY = {ALL: "every item", ACCEPTED: "items of accepted tasks"}
 
+# A saved split's subsets (annotation.datasets.splits): an export may take one of them.
+SUBSETS = ("train", "val", "test")
+
 
 @dataclass(frozen=True)
 class ExportOptions:
     """``format``: ``coco`` or ``masks``. ``polygons``: COCO segmentations as polygons instead of
     RLE (COCO only). ``include_images``: zip the stored images in. ``only``: ``all`` items, or only
-    those of ``accepted`` tasks. ``include_proposed``: keep pre-annotations awaiting a person."""
+    those of ``accepted`` tasks. ``include_proposed``: keep pre-annotations awaiting a person.
+    ``split`` (a saved split's id) and ``subset`` (train, val or test; none: the whole split): only
+    the items of that split's subset."""
 
     format: str = COCO
     polygons: bool = False
     include_images: bool = False
     only: str = ALL
     include_proposed: bool = False
+    split: int | None = None
+    subset: str | None = None
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> ExportOptions:
@@ -49,14 +56,25 @@ class ExportOptions:
             if not isinstance(value, bool):
                 errors[name] = "Give true or false."
             flags[name] = value is True
+        split, subset = data.get("split"), data.get("subset") or None
+        if split is not None and (isinstance(split, bool) or not isinstance(split, int) or split < 1):
+            errors["split"] = "Give the split's id, a whole number."
+        if subset is not None and subset not in SUBSETS:
+            errors["subset"] = f"Unknown subset {str(subset)[:40]!r}: use {', '.join(SUBSETS)}."
+        elif subset is not None and split is None:
+            errors["subset"] = "Choose the split to take this subset of."
         if errors:
             raise ValidationError(errors)
         # Polygons are a COCO matter: the mask PNGs are pixels either way.
         flags["polygons"] = flags["polygons"] and format_ == COCO
-        return cls(format=format_, only=only, **flags)
+        return cls(format=format_, only=only, split=split, subset=subset, **flags)
 
     def as_params(self) -> dict[str, Any]:
-        return asdict(self)
+        params = asdict(self)
+        if self.split is None:
+            # Exports of a whole project keep the parameters they always had.
+            del params["split"], params["subset"]
+        return params
 
     @property
     def zipped(self) -> bool:

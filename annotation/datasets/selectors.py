@@ -51,10 +51,17 @@ class ExportItem:
 
 
 def export_items(project: Project, options: ExportOptions) -> QuerySet[MediaItem]:
-    """The items an export takes: all of the project's, or only those of accepted tasks."""
+    """The items an export takes: all of the project's, or only those of accepted tasks; with a
+    split, only those of the split (its subset)."""
     items = MediaItem.objects.filter(project=project)
     if options.only == ACCEPTED:
         items = items.filter(task__state=Task.State.ACCEPTED)
+    if options.split is not None:
+        # One filter() call: the split and the subset are conditions on the same membership row.
+        membership = {"split_memberships__split_id": options.split}
+        if options.subset:
+            membership["split_memberships__subset"] = options.subset
+        items = items.filter(**membership)
     return items.order_by("id")
 
 

@@ -79,4 +79,4 @@ def test_it_is_documented_in_the_schema(world: World) -> None:
     assert set(operation["responses"]) >= {"201", "400"}
     reference = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     fields = schema["components"]["schemas"][reference.rsplit("/", 1)[-1]]["properties"]
-    assert set(fields) == {"format", "polygons", "include_images", "only", "include_proposed"}
+    assert set(fields) == {"format", "polygons", "include_images", "only", "include_proposed", "split", "subset"}

@@ -102,9 +102,17 @@ def test_it_writes_categories_images_and_answers_as_coco_with_extra_keys(
             "name": "cat",
             "supercategory": "Pets & things",
             "color": "#ff8800",
+            "kind": "mask",
             "questions": [{"id": dataset.pose.pk, "text": "Pose", "choices": ["sitting", "lying"], "default": ""}],
         },
-        {"id": dataset.box.pk, "name": "sign", "supercategory": "Pets & things", "color": "#0044ff", "questions": []},
+        {
+            "id": dataset.box.pk,
+            "name": "sign",
+            "supercategory": "Pets & things",
+            "color": "#0044ff",
+            "kind": "box",
+            "questions": [],
+        },
     ]
     assert data["item_questions"] == [
         {"id": dataset.light.pk, "text": "Light", "choices": ["day", "night"], "default": "day"}

@@ -1,5 +1,5 @@
 """manage.py export_dataset --project <id> --format coco|masks --out <path> [--include-images]
-[--only accepted] [--polygons] [--include-proposed]"""
+[--only accepted] [--polygons] [--include-proposed] [--split <id> [--subset train|val|test]]"""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.datasets.export import dataset_export_run, report_line
-from annotation.datasets.options import ALL, FORMATS, ONLY, ExportOptions
+from annotation.datasets.options import ALL, FORMATS, ONLY, SUBSETS, ExportOptions
 from annotation.models import Project
 
 
@@ -33,6 +33,8 @@ class Command(BaseCommand):
         parser.add_argument("--only", choices=list(ONLY), default=ALL, help="'accepted': items of accepted tasks")
         parser.add_argument("--polygons", action="store_true", help="COCO segmentations as polygons, not RLE")
         parser.add_argument("--include-proposed", action="store_true", help="keep pre-annotations that await a person")
+        parser.add_argument("--split", type=int, help="only the items of this saved split (its id)")
+        parser.add_argument("--subset", choices=list(SUBSETS), help="with --split: only this subset of it")
 
     def handle(self, *args: Any, **options: Any) -> None:
         # A command acts for no member of any organisation: whoever runs it on the server may read
@@ -50,6 +52,8 @@ class Command(BaseCommand):
                     "include_images": options["include_images"],
                     "only": options["only"],
                     "include_proposed": options["include_proposed"],
+                    "split": options["split"],
+                    "subset": options["subset"],
                 }
             )
         except ValidationError as exc:
