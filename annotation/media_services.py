@@ -55,6 +55,13 @@ def media_create_image(*, project: Project, name: str, data: ImageSource, upload
     return item
 
 
+def media_read_bytes(item: MediaItem) -> bytes:
+    """The stored file's bytes. Opened through the storage, not the FieldFile, whose one open file
+    would be shared by the threads that read the same item at once."""
+    with item.file.storage.open(item.file.name, "rb") as handle:
+        return handle.read()
+
+
 def media_thumbnail_ensure(*, item: MediaItem) -> bool:
     """Give an image stored before thumbnails existed its thumbnail; False when none can be made.
 

@@ -45,12 +45,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import Http404
 
+from annotation.media_services import media_read_bytes
 from annotation.models import Annotation, Label, MediaItem, Project
 from inference import registry
 from inference.prompts import BadImage, PromptError
-from platform_core.jobs import JobCancelled, JobProgress, job_runner, job_start
+from platform_core.jobs import JobCancelled, JobProgress, job_manager_tenant, job_runner, job_start
 from platform_core.models import Job
-from platform_core.tenancy import Tenant, resolve_tenant
+from platform_core.tenancy import Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -287,21 +288,6 @@ def centroid(mask: np.ndarray) -> list[float]:
     return [round(float(columns.mean()) + 0.5, 2), round(float(rows.mean()) + 0.5, 2)]
 
 
-def _read_image(media: MediaItem) -> bytes:
-    with media.file.storage.open(media.file.name, "rb") as handle:
-        return handle.read()
-
-
-def _job_tenant(job: Job) -> Tenant:
-    try:
-        tenant = resolve_tenant(job.created_by, job.organization.slug)
-    except Http404:
-        raise ValueError("The member who started this job is no longer in the organisation.") from None
-    if not tenant.can_manage:
-        raise ValueError("The member who started this job is no longer a manager or owner of the organisation.")
-    return tenant
-
-
 def prompt_box(annotation: Annotation, *, width: int, height: int) -> list[float] | None:
     """The box prompt an object gives: the box drawn (corners in any order), else its mask's
     bounding box, clipped to the image; None when nothing of it is inside."""
@@ -358,7 +344,7 @@ class Preannotator:
         self.project = job.project
         if self.project is None or self.project.organization_id != job.organization_id:
             raise ValueError("The job names no project of its organisation.")
-        self.tenant = _job_tenant(job)
+        self.tenant = job_manager_tenant(job)
         self.label = self._label(self.params["label"], "target")
         self.source_label = self._label(self.params["source_label"], "source") if self.method == BOXES else None
         self.options = {**default_options(), **(self.params.get("options") or {})}
@@ -460,7 +446,7 @@ class Preannotator:
                 box_nms_thresh=options["box_nms_thresh"],
                 min_mask_region_area=options["min_mask_region_area"],
             )
-        rgb = load_rgb(_read_image(media))
+        rgb = load_rgb(media_read_bytes(media))
         return automatic_proposals(self._generator, self._loaded, rgb, self.options["max_objects"])
 
     def _boxes(self, media: MediaItem) -> tuple[list[Proposal], str]:
@@ -480,7 +466,7 @@ class Preannotator:
                 model=self.model,
                 media_key=media.pk,
                 image_version=media.file.name,
-                image=lambda: _read_image(media),
+                image=lambda: media_read_bytes(media),
                 box=box,
             )
             if not result.mask.any():

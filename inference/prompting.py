@@ -134,12 +134,6 @@ def object_logits() -> ObjectLogits:
     return _logits
 
 
-def _read_image(media: Any) -> bytes:
-    # Through the storage, not the FieldFile: its open file would be shared between threads.
-    with media.file.storage.open(media.file.name, "rb") as handle:
-        return handle.read()
-
-
 def _history(annotation: Any, model: str, step: dict[str, Any]) -> list[dict[str, Any]]:
     detail = annotation.source_detail if isinstance(annotation.source_detail, dict) else {}
     earlier = detail.get("prompts") if annotation.source == "model" and detail.get("model") == model else None
@@ -161,6 +155,7 @@ def _run(request: dict[str, Any], service: Any, logits: ObjectLogits) -> dict[st
     from annotation.annotations import services
     from annotation.annotations.selectors import annotation_get, label_for_item
     from annotation.masks import mask_encode, rle_bbox
+    from annotation.media_services import media_read_bytes
     from annotation.models import Annotation
     from annotation.selectors import media_get
     from platform_core.tenancy import resolve_tenant
@@ -180,7 +175,7 @@ def _run(request: dict[str, Any], service: Any, logits: ObjectLogits) -> dict[st
         model=model,
         media_key=media.pk,
         image_version=media.file.name,
-        image=lambda: _read_image(media),
+        image=lambda: media_read_bytes(media),
         points=request["points"],
         box=request["box"],
         mask_input=mask_input,

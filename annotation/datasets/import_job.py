@@ -28,23 +28,12 @@ from annotation.datasets.coco_import import dataset_import_run
 from annotation.datasets.coco_reading import ImportRefused, max_json_bytes
 from annotation.media_sources import validate_zip
 from annotation.models import Project
-from platform_core.jobs import JobCancelled, JobProgress, job_runner, job_start
+from platform_core.jobs import JobCancelled, JobProgress, job_manager_tenant, job_runner, job_start
 from platform_core.models import Job
-from platform_core.tenancy import Tenant, resolve_tenant
+from platform_core.tenancy import Tenant
 
 KIND = "import_dataset"
 SNIFF_BYTES = 1024
-
-
-def job_tenant(job: Job) -> Tenant:
-    """The tenant of the member who started ``job``, who must still manage the organisation."""
-    try:
-        tenant = resolve_tenant(job.created_by, job.organization.slug)
-    except Http404:
-        raise ValueError("The member who started this job is no longer in the organisation.") from None
-    if not tenant.can_manage:
-        raise ValueError("The member who started this job is no longer a manager or owner of the organisation.")
-    return tenant
 
 
 def job_project(job: Job) -> Project:
@@ -126,7 +115,7 @@ def run_import_dataset(job: Job, progress: JobProgress) -> dict[str, Any]:
     if committed:
         return committed  # an earlier run of this job imported the file
     project = job_project(job)
-    tenant = job_tenant(job)
+    tenant = job_manager_tenant(job)
     attempt = job.attempts
 
     def commit(report: dict[str, Any]) -> None:

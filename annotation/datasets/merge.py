@@ -34,10 +34,10 @@ from django.db import transaction
 from django.http import Http404
 
 from annotation.annotations.services import annotation_create
-from annotation.datasets.import_job import job_project, job_tenant
+from annotation.datasets.import_job import job_project
 from annotation.models import Annotation, Label, MediaItem, Project, Question
 from annotation.projects.services import label_create, question_create
-from platform_core.jobs import JobCancelled, JobProgress, job_runner, job_start
+from platform_core.jobs import JobCancelled, JobProgress, job_manager_tenant, job_runner, job_start
 from platform_core.models import Job
 from platform_core.tenancy import Tenant
 
@@ -434,7 +434,7 @@ def _delete(stored: list[str]) -> None:
 @job_runner(KIND, label="Dataset merge")
 def run_merge_datasets(job: Job, progress: JobProgress) -> dict[str, Any]:
     project = job_project(job)
-    tenant = job_tenant(job)
+    tenant = job_manager_tenant(job)
     params = job.params
     found = {p.pk: p for p in Project.objects.for_org(job.organization).filter(pk__in=params["sources"])}
     missing = [str(pk) for pk in params["sources"] if pk not in found]

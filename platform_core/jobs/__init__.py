@@ -43,6 +43,6 @@ Robustness, and what it asks of runners:
 
 from __future__ import annotations
 
-from platform_core.jobs.core import JobCancelled, JobProgress, job_runner, job_start
+from platform_core.jobs.core import JobCancelled, JobProgress, job_manager_tenant, job_runner, job_start
 
-__all__ = ["JobCancelled", "JobProgress", "job_runner", "job_start"]
+__all__ = ["JobCancelled", "JobProgress", "job_manager_tenant", "job_runner", "job_start"]

@@ -174,6 +174,22 @@ class JobProgress:
 # --- starting and running ----------------------------------------------------------------------
 
 
+def job_manager_tenant(job: Job) -> Any:
+    """The tenant of the member who started ``job``, for a runner that acts as them: they must still
+    be in the organisation and manage it (ValueError otherwise, which fails the job with that reason)."""
+    from django.http import Http404
+
+    from platform_core.tenancy import resolve_tenant
+
+    try:
+        tenant = resolve_tenant(job.created_by, job.organization.slug)
+    except Http404:
+        raise ValueError("The member who started this job is no longer in the organisation.") from None
+    if not tenant.can_manage:
+        raise ValueError("The member who started this job is no longer a manager or owner of the organisation.")
+    return tenant
+
+
 def job_start(
     *, organization: Any, kind: str, params: dict | None = None, created_by: Any = None, project: Any = None
 ) -> Job:
