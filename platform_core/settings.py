@@ -230,6 +230,20 @@ MTURK_SECRET_ACCESS_KEY = env_str("MTURK_SECRET_ACCESS_KEY")
 if bool(MTURK_ACCESS_KEY_ID) != bool(MTURK_SECRET_ACCESS_KEY):
     raise ImproperlyConfigured("Set MTURK_ACCESS_KEY_ID and MTURK_SECRET_ACCESS_KEY together (or neither).")
 
+# --- Crowd workers --------------------------------------------------------------------------
+# SITE_URL makes the absolute entry URLs that `manage.py crowd_urls` prints (and providers open).
+SITE_URL = env_url("SITE_URL", schemes=("https", "http"), default="http://127.0.0.1:8000").rstrip("/")
+# How long a worker's signed assignment or qualification token stays valid.
+CROWD_TOKEN_MAX_AGE_SECONDS = env_int("CROWD_TOKEN_MAX_AGE_SECONDS", 86400, minimum=60)
+# A worker with at least 3 hidden-gold answers is blocked below this accuracy (percent) over the last 10.
+CROWD_BLOCK_ACCURACY_PERCENT = env_int("CROWD_BLOCK_ACCURACY_PERCENT", 70, minimum=0)
+# Where a study link sends a worker at the end; ?cc=<completion or screen-out code> is added.
+CROWD_LINK_COMPLETION_URL = env_url(
+    "CROWD_LINK_COMPLETION_URL", schemes=("https", "http"), default="https://app.prolific.com/submissions/complete"
+)
+# The only hosts that may frame worker pages and receive their Mechanical Turk form (turkSubmitTo).
+CROWD_MTURK_HOSTS = env_list("CROWD_MTURK_HOSTS", ["https://www.mturk.com", "https://workersandbox.mturk.com"])
+
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

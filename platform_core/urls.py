@@ -43,6 +43,8 @@ urlpatterns = [
     path("invitations/<str:token>/", member_views.invitation_accept, name="invitation_accept"),
     path("o/<slug:org_slug>/", include(tenant_pages)),
     path("api/v1/o/<slug:org_slug>/", include(tenant_api)),
+    # Crowd workers have no account: their pages are opened by a batch's public id or a signed token.
+    path("crowd/", include("crowd.urls")),
     # Public: the schema names no organisation, and the docs page is static (Swagger UI, self-hosted).
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", ApiDocsView.as_view(), name="api_docs"),

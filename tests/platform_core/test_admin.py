@@ -11,9 +11,16 @@ from django.test import Client
 from django.urls import reverse
 
 from annotation.models import Label, MediaItem, Project, Question, Task
+from crowd.models import CrowdAssignment, CrowdBatch, CrowdWorker, GoldItem, QualificationTest
 from platform_core.admin_tenancy import TenantModelAdmin
 from platform_core.models import Invitation, Job, Membership, Organization
+from tests.crowd.helpers import crowd_rows
 from tests.factories import LabelFactory, MembershipFactory, ProjectFactory
+
+
+def _crowd(world: Any, name: str) -> tuple[Any, Any]:
+    return getattr(crowd_rows(world.demo), name), getattr(crowd_rows(world.other), name)
+
 
 # For each tenant model in the admin, the Demo Lab and Other Lab object of the world fixture.
 OBJECTS = {
@@ -29,6 +36,11 @@ OBJECTS = {
     Question: lambda w: (w.demo.question, w.other.question),
     Task: lambda w: (w.demo.task, w.other.task),
     Invitation: lambda w: (w.demo.invitation, w.other.invitation),
+    CrowdBatch: lambda w: _crowd(w, "batch"),
+    CrowdWorker: lambda w: _crowd(w, "worker"),
+    GoldItem: lambda w: _crowd(w, "gold"),
+    QualificationTest: lambda w: _crowd(w, "test"),
+    CrowdAssignment: lambda w: _crowd(w, "assignment"),
 }
 
 

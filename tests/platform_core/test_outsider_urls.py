@@ -29,6 +29,18 @@ PUBLIC = {"home", "healthz", "favicon", "login", "logout", "organization_list", 
 # (invitation_accept); their own tests check that they reveal nothing else.
 PUBLIC |= {"profile", "invitation_accept"}
 
+# Crowd workers' pages: no organisation in the URL and no session; opened by a batch's random public
+# id (the entries) or by a signed per-assignment token. Walked by their own tests below.
+CROWD_WORKER = {
+    "crowd_link_entry",
+    "crowd_mturk_entry",
+    "crowd_preview_image",
+    "crowd_qualification",
+    "crowd_qualification_image",
+    "crowd_task",
+    "crowd_task_image",
+}
+
 # Tenant pages whose GET sends a member on to another page of the same organisation (opening a task
 # goes to its first item); the walk follows the redirect once.
 REDIRECTING = {"task_open"}
@@ -91,7 +103,7 @@ def test_it_knows_the_class_of_every_url() -> None:
     unclassified = [
         (route, name)
         for route, name in all_urls()
-        if TENANT_MARK not in route and not route.startswith("admin/") and name not in PUBLIC
+        if TENANT_MARK not in route and not route.startswith("admin/") and name not in PUBLIC | CROWD_WORKER
     ]
     assert unclassified == []
 
@@ -221,3 +233,54 @@ async def test_it_refuses_websockets_to_outsiders_and_anonymous_users(world: Any
 def _websocket_path(route: str, side: Any, org_slug: str) -> str:
     kwargs = _kwargs(route, side, org_slug)
     return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda match: str(kwargs[match.group(1)]), route)
+
+
+# --- crowd workers' pages -----------------------------------------------------------------------
+def crowd_urls() -> list[tuple[str, str]]:
+    return [(route, name) for route, name in all_urls() if name in CROWD_WORKER]
+
+
+def test_it_has_crowd_worker_urls_to_walk() -> None:
+    assert {name for _, name in crowd_urls()} == CROWD_WORKER
+    assert all(route.startswith("crowd/") for route, _ in crowd_urls())
+
+
+def _crowd_kwargs(route: str, public_id: str, token: str) -> dict[str, Any]:
+    values = {"public_id": public_id, "token": token, "index": 0}
+    names = set(re.findall(r"<(?:\w+:)?(\w+)>", route))
+    assert names <= set(values), f"{route}: add a value for {names - set(values)}"
+    return {name: values[name] for name in names}
+
+
+@pytest.mark.parametrize(("route", "name"), crowd_urls(), ids=[name for _, name in crowd_urls()])
+def test_it_refuses_crowd_pages_without_their_secret(world: Any, route: str, name: str) -> None:
+    # An unknown batch id or a forged token opens nothing, whoever asks: a member's session, an
+    # outsider's or none (a worker's session would never exist; tokens are the only door).
+    from crowd.models import CrowdBatch, GoldItem, QualificationAttempt, QualificationTest
+    from crowd.tokens import assignment_token, attempt_token
+    from tests.crowd.helpers import crowd_rows
+    from tests.factories import make_image
+
+    rows = crowd_rows(world.demo)
+    rows.batch.provider = "mturk" if "mturk" in name or "preview" in name else "link"
+    rows.batch.save(update_fields=["provider"])
+    attempt = QualificationAttempt.objects.create(
+        worker=rows.worker, test=rows.test, batch=rows.batch, items=[rows.gold.pk]
+    )
+    token = attempt_token(attempt) if "qualification" in name else assignment_token(rows.assignment)
+    GoldItem.objects.filter(pk=rows.gold.pk).update(purpose="qualification")
+    assert QualificationTest.objects.filter(project=world.demo.project).exists()
+    make_image(world.demo.project)  # a regular item, for the preview
+
+    real = reverse(name, kwargs=_crowd_kwargs(route, rows.batch.public_id, token))
+    forged = reverse(name, kwargs=_crowd_kwargs(route, "not-a-batch", token[:-3] + "xyz"))
+    member, outsider, anonymous = Client(), Client(), Client()
+    member.force_login(world.owner)
+    outsider.force_login(world.outsider)
+    # The real secret opens the page (entries need the provider's parameters to go further).
+    assert Client().get(real).status_code in (200, 302, 400), real
+    for client in (member, outsider, anonymous):
+        for method in METHODS:
+            status = getattr(client, method)(forged).status_code
+            assert status in (403, 404, 405), f"{method.upper()} {forged} -> {status}"
+    assert CrowdBatch.objects.filter(pk=rows.batch.pk, state="open").exists()
