@@ -190,6 +190,8 @@ class Task(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotation_tasks"
     )
     state = models.CharField(max_length=20, choices=State.choices, default=State.NEW)
+    # The reviewer's reason for the last rejection, shown to the annotator in their task list.
+    review_note = models.CharField(max_length=1000, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
