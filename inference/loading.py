@@ -84,7 +84,7 @@ class LoadedModel:
             torch.cuda.synchronize(self.device)
 
 
-def _fingerprint(path: Path) -> tuple[int, int] | None:
+def checkpoint_fingerprint(path: Path) -> tuple[int, int] | None:
     try:
         stat = path.stat()
     except FileNotFoundError:
@@ -107,6 +107,10 @@ class ModelLoader:
         self._guard = threading.Lock()
         self.builds = 0
 
+    @property
+    def device(self) -> torch.device:
+        return resolve_device(self._device)
+
     def checkpoint_path(self, key: str) -> Path:
         spec = registry.MODELS[key]
         if self._checkpoint_dir is None:
@@ -117,7 +121,7 @@ class ModelLoader:
         if key not in registry.MODELS:
             raise UnknownModel(f"Unknown model {key!r}: use one of {', '.join(registry.MODELS)}.")
         path = self.checkpoint_path(key)
-        fingerprint = _fingerprint(path)
+        fingerprint = checkpoint_fingerprint(path)
         model = self._models.get(key)
         if model is not None and fingerprint in (None, model.fingerprint):
             return model  # a checkpoint removed after loading keeps serving from memory
@@ -140,7 +144,7 @@ class ModelLoader:
 
     def _build(self, key: str, path: Path, fingerprint: tuple[int, int]) -> LoadedModel:
         spec = registry.MODELS[key]
-        device = resolve_device(self._device)
+        device = self.device
         ensure_hydra()
         logger.info("Building SAM 2.1 %s from %s on %s", key, path, device)
         sam = build_sam2(spec.config, str(path), device=str(device), mode="eval")
