@@ -17,6 +17,7 @@ from platform_core.api import ApiDocsView
 tenant_pages = [
     path("", views.dashboard, name="dashboard"),
     path("", include("annotation.urls")),
+    path("", include("crowd.manage_urls")),
     path("members/", member_views.members_page, name="members"),
     path("members/<int:membership_id>/role/", member_views.member_role, name="member_role"),
     path("members/<int:membership_id>/remove/", member_views.member_remove, name="member_remove"),

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('annotation', '0004_dataset_split'),
+        ("annotation", "0004_dataset_split"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='task',
-            name='review_note',
+            model_name="task",
+            name="review_note",
             field=models.CharField(blank=True, max_length=1000),
         ),
     ]

@@ -120,12 +120,21 @@ def task_submit(*, tenant: Tenant, task: Task, actor: Any) -> Task:
     return task
 
 
-def task_review(*, tenant: Tenant, task: Task, accept: bool, actor: Any) -> Task:
+REVIEW_NOTE_MAX = 1000
+
+
+def task_review(*, tenant: Tenant, task: Task, accept: bool, actor: Any, note: str = "") -> Task:
+    """Accept or reject a submitted task. A rejection's ``note`` (the reason) is kept on the task
+    for its annotator to read; accepting clears the note of an earlier rejection."""
     _require(tenant, Role.REVIEWER)
     if task.state != Task.State.SUBMITTED:
         raise ValidationError("Only a submitted task is accepted or rejected.", code="state")
+    note = (note or "").strip()
+    if len(note) > REVIEW_NOTE_MAX:
+        raise ValidationError({"reason": f"Keep the reason to {REVIEW_NOTE_MAX} characters."})
     task.state = Task.State.ACCEPTED if accept else Task.State.REJECTED
-    task.save(update_fields=["state", "updated_at"])
+    task.review_note = "" if accept else note
+    task.save(update_fields=["state", "review_note", "updated_at"])
     return task
 
 

@@ -171,7 +171,8 @@ def task_submit(request: HttpRequest, task_id: int) -> HttpResponse:
 @member_required(role=Role.REVIEWER)
 @require_POST
 def task_review(request: HttpRequest, task_id: int) -> HttpResponse:
-    """Accept or reject a submitted task (rejected goes back to its annotator)."""
+    """Accept or reject a submitted task (rejected goes back to its annotator, with the reason
+    given, if any, shown in their task list)."""
     tenant = request.tenant
     task = selectors.task_get(tenant, task_id)
     decision = request.POST.get("decision")
@@ -181,7 +182,9 @@ def task_review(request: HttpRequest, task_id: int) -> HttpResponse:
         return redirect("project_tasks", org_slug=tenant.org.slug, project_id=task.project_id)
     accept = decision == "accept"
     try:
-        services.task_review(tenant=tenant, task=task, accept=accept, actor=request.user)
+        services.task_review(
+            tenant=tenant, task=task, accept=accept, actor=request.user, note=request.POST.get("reason", "")
+        )
     except ValidationError as exc:
         messages.error(request, f"{task.name}: " + " ".join(exc.messages))
     else:

@@ -1,15 +1,17 @@
-"""Signed worker tokens: forged, expired, another worker's and replayed tokens are refused, on the
-pages as well as in ``crowd.tokens``."""
+"""Signed worker tokens: forged, expired, another worker's and replayed tokens, and tokens of expired
+assignments, are refused, on the pages as well as in ``crowd.tokens``."""
 
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core import signing
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from crowd.models import CrowdAssignment, CrowdWorker
 from crowd.tokens import ASSIGNMENT_SALT, TokenRefused, assignment_from_token, assignment_token
@@ -25,7 +27,8 @@ def assignment(world: Any) -> CrowdAssignment:
 
 def _refused(token: str, message: str) -> None:
     client = Client()
-    for url in (reverse("crowd_task", kwargs={"token": token}), reverse("crowd_task_image", kwargs={"token": token})):
+    names = ("crowd_task", "crowd_task_image", "crowd_task_overlay")
+    for url in (reverse(name, kwargs={"token": token}) for name in names):
         response = client.get(url)
         assert response.status_code == 403, url
         assert message in response.content.decode()
@@ -74,3 +77,10 @@ def test_it_refuses_a_replayed_token(assignment: CrowdAssignment) -> None:
     stale = signing.dumps({"a": assignment.pk, "w": assignment.worker_id, "n": "old"}, salt=ASSIGNMENT_SALT)
     with pytest.raises(TokenRefused):
         assignment_from_token(stale)
+
+
+def test_it_refuses_the_token_of_an_expired_assignment(assignment: CrowdAssignment) -> None:
+    token = assignment_token(assignment)
+    CrowdAssignment.objects.filter(pk=assignment.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    _refused(token, "This assignment has expired")
+    assert CrowdAssignment.objects.get().state == "assigned"

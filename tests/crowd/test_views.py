@@ -1,6 +1,6 @@
 """The worker's pages end to end with Django's test client and no session: study-link and Mechanical
-Turk entry, the qualification test, tasks, the end of a visit, gold that never shows, blocks, and
-the framing rules."""
+Turk entry, the qualification test, tasks, the end of a visit, gold that never shows, blocks, the
+framing rules, expired assignments and the feedback a returning worker sees."""
 
 from __future__ import annotations
 
@@ -250,3 +250,61 @@ def test_it_lets_only_mturk_frame_the_worker_pages(world: Any) -> None:
     other = client.get(reverse("login"))
     assert other["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in other["Content-Security-Policy"]
+
+
+# --- expiry ---------------------------------------------------------------------------------
+def test_it_refuses_an_expired_assignment_and_gives_a_fresh_one_on_return(world: Any) -> None:
+    crowd = crowd_setup(world.demo, with_test=False)
+    worker = RecordingClient()
+    url = worker.get(link_url(crowd.batch))["Location"]
+    CrowdAssignment.objects.update(expires_at=timezone.now() - timedelta(minutes=1))
+    for response in (
+        worker.get(url),
+        worker.get(reverse("crowd_task_image", kwargs={"token": _token(url)})),
+        worker.post(url, {"answer": "one"}),
+    ):
+        assert response.status_code == 403
+        assert "This assignment has expired" in response.content.decode()
+    assert CrowdAssignment.objects.get().state == "assigned"
+    # Back through the study link: a fresh assignment that can be answered.
+    again = worker.get(link_url(crowd.batch))["Location"]
+    assert again != url and worker.get(again).status_code == 200
+    assert worker.post(again, {"answer": "one"}).status_code == 302
+    assert list(CrowdAssignment.objects.values_list("state", flat=True)) == ["submitted", "assigned"]
+
+
+# --- feedback -------------------------------------------------------------------------------
+def test_it_shows_a_returning_worker_why_answers_were_rejected(world: Any) -> None:
+    crowd = crowd_setup(world.demo, regular=5, with_test=False, items_per_session=2)
+    worker = RecordingClient()
+    _work(worker, worker.get(link_url(crowd.batch)))
+    other = RecordingClient()
+    _work(other, other.get(link_url(crowd.batch, pid="someone-else")))
+    person = CrowdWorker.objects.get(external_id="worker-1")
+    mine = list(CrowdAssignment.objects.filter(worker=person).order_by("id"))
+    now = timezone.now()
+    CrowdAssignment.objects.filter(pk=mine[0].pk).update(
+        state="rejected", review_reason="The whole part counts, not only its tip.", reviewed_at=now
+    )
+    # A reason about a hidden gold answer would tell the worker which items are control items.
+    CrowdAssignment.objects.filter(pk=mine[1].pk).update(
+        state="rejected", review_reason="Control item answered wrongly.", reviewed_at=now, is_gold=True
+    )
+    CrowdAssignment.objects.exclude(worker=person).update(
+        state="rejected", review_reason="Someone else's reason.", reviewed_at=now
+    )
+
+    first = worker.get(link_url(crowd.batch, session="s2"))
+    page = worker.get(first["Location"]).content.decode()
+    assert "Feedback on your earlier answers" in page
+    assert "The whole part counts, not only its tip." in page
+    assert "Control item" not in page and "Someone else" not in page
+    second = worker.post(first["Location"], {"answer": "one"})
+    assert "Feedback on your earlier answers" not in worker.get(second["Location"]).content.decode()
+
+
+def test_it_shows_no_feedback_to_a_worker_without_rejections(world: Any) -> None:
+    crowd = crowd_setup(world.demo, with_test=False)
+    worker = RecordingClient()
+    page = worker.get(worker.get(link_url(crowd.batch))["Location"]).content.decode()
+    assert "Feedback" not in page

@@ -11,7 +11,16 @@ from django.test import Client
 from django.urls import reverse
 
 from annotation.models import Label, MediaItem, Project, Question, Task
-from crowd.models import CrowdAssignment, CrowdBatch, CrowdWorker, GoldItem, QualificationTest
+from crowd.models import (
+    CrowdAssignment,
+    CrowdBatch,
+    CrowdHit,
+    CrowdResult,
+    CrowdWorker,
+    GoldItem,
+    QualificationTest,
+    ReviewAction,
+)
 from platform_core.admin_tenancy import TenantModelAdmin
 from platform_core.models import Invitation, Job, Membership, Organization
 from tests.crowd.helpers import crowd_rows
@@ -20,6 +29,20 @@ from tests.factories import LabelFactory, MembershipFactory, ProjectFactory
 
 def _crowd(world: Any, name: str) -> tuple[Any, Any]:
     return getattr(crowd_rows(world.demo), name), getattr(crowd_rows(world.other), name)
+
+
+def _crowd_made(world: Any, model: type) -> tuple[Any, Any]:
+    """A HIT, a result or a review action on each side, made from that side's crowd rows."""
+
+    def make(side: Any) -> Any:
+        rows = crowd_rows(side)
+        if model is CrowdHit:
+            return CrowdHit.objects.create(batch=rows.batch, hit_id=f"HIT-{side.org.slug}")
+        if model is CrowdResult:
+            return CrowdResult.objects.create(batch=rows.batch, media=side.media, method="majority", answer="one")
+        return ReviewAction.objects.create(organization=side.org, kind="block", worker=rows.worker, reason="spam")
+
+    return make(world.demo), make(world.other)
 
 
 # For each tenant model in the admin, the Demo Lab and Other Lab object of the world fixture.
@@ -41,6 +64,9 @@ OBJECTS = {
     GoldItem: lambda w: _crowd(w, "gold"),
     QualificationTest: lambda w: _crowd(w, "test"),
     CrowdAssignment: lambda w: _crowd(w, "assignment"),
+    CrowdHit: lambda w: _crowd_made(w, CrowdHit),
+    CrowdResult: lambda w: _crowd_made(w, CrowdResult),
+    ReviewAction: lambda w: _crowd_made(w, ReviewAction),
 }
 
 
