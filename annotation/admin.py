@@ -263,9 +263,9 @@ class QuestionAdmin(TenantModelAdmin):
 # --- media ----------------------------------------------------------------------------------
 @admin.register(MediaItem)
 class MediaItemAdmin(TenantModelAdmin):
-    list_display = ["preview", "original_name", "project", "task", "kind", "width", "height", "created_at"]
+    list_display = ["preview", "original_name", "project", "task", "kind", "state", "width", "height", "created_at"]
     list_display_links = ["preview", "original_name"]
-    list_filter = ["kind", "project", "task"]
+    list_filter = ["kind", "state", "project", "task"]
     list_select_related = ["project__organization", "task"]
     search_fields = ["original_name", "project__name"]
     actions = ["split_into_tasks"]
@@ -279,6 +279,11 @@ class MediaItemAdmin(TenantModelAdmin):
         "width",
         "height",
         "size_bytes",
+        "state",
+        "state_detail",
+        "frame_count",
+        "fps",
+        "duration_s",
         "file",
         "uploaded_by",
     ]

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-from annotation import media_import  # noqa: F401 - registers "import_media"
+from annotation import (
+    media_import,  # noqa: F401 - registers "import_media"
+    video_services,  # noqa: F401 - registers "extract_video_frames"
+)
 from annotation.datasets import (
     export_job,  # noqa: F401 - registers "export_dataset"
     import_job,  # noqa: F401 - registers "import_dataset"

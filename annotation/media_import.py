@@ -1,7 +1,8 @@
-"""Bulk import of images into a project: from a folder, a zip file or an S3 prefix, as a job.
+"""Bulk import of images and videos into a project: from a folder, a zip file or an S3 prefix, as a job.
 
-Every file goes through ``media_create_image`` (the same checks and re-encoding as an upload);
-a bad file is skipped and reported, never fatal. The report is
+Every file goes through ``media_create`` (the same checks as an upload: images re-encoded, videos
+checked and their frames extracted, in a job of their own for long clips; each file, videos too,
+bound by ``MAX_UPLOAD_BYTES`` here); a bad file is skipped and reported, never fatal. The report is
 ``{"imported": n, "skipped": [{"name": ..., "reason": ...}], ...}``.
 
 Retries import nothing twice: files are taken in name order and each import commits together
@@ -28,9 +29,10 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
-from annotation.media_services import media_create_image
+from annotation.media_services import media_create
 from annotation.media_sources import Entry, import_limits, open_entries, parse_source, validate_zip
 from annotation.models import MediaItem, Project
+from annotation.video_services import video_frames_delete
 from platform_core.jobs import JobProgress, job_runner, job_start
 from platform_core.models import Job
 
@@ -93,7 +95,6 @@ def media_import_start_zip(*, project: Project, uploaded_file: UploadedFile, use
     The archive is checked first (a zip at all, entry count, total size), so an unusable one is
     refused at once with a ValidationError instead of failing later in the worker.
     """
-    _check_project(project)
     validate_zip(uploaded_file)
     uploaded_file.seek(0)
     key = f"org-{project.organization_id}/project-{project.pk}/imports/upload.zip"
@@ -115,17 +116,8 @@ def media_import_start_path(*, project: Project, source: str, user: Any) -> Job:
     For the command line and other trusted callers: the path is read with the server's rights and
     the bucket with the platform's S3 credentials, so never pass a path taken from a request.
     """
-    _check_project(project)
     params = parse_source(source)
     return job_start(organization=project.organization, kind=KIND, params=params, created_by=user, project=project)
-
-
-def _check_project(project: Project) -> None:
-    if not project.accepts("image"):
-        raise ValidationError(
-            f"The project “{project.name}” takes {project.get_media_type_display().lower()} only.",
-            code="wrong_media_type",
-        )
 
 
 # --- running -----------------------------------------------------------------------------------
@@ -229,7 +221,7 @@ def _import_one(
             done.cursor_skipped = False
             try:
                 with transaction.atomic():
-                    item = media_create_image(project=project, name=entry.name, data=data, uploaded_by=uploaded_by)
+                    item = media_create(project=project, name=entry.name, data=data, uploaded_by=uploaded_by)
                     try:
                         commit(done)
                     except BaseException:
@@ -255,6 +247,7 @@ def _delete_files(item: MediaItem) -> None:
     for stored in (item.file, item.thumbnail):
         if stored.name:
             stored.storage.delete(stored.name)
+    video_frames_delete(item.file.storage, item.frames_prefix)
 
 
 def report_json(state: ImportState) -> str:

@@ -1,5 +1,6 @@
-"""Writes on media items: storing an uploaded image (normalised, with its thumbnail) and making the
-thumbnail of an item stored before thumbnails existed."""
+"""Writes on media items: storing an upload as an image (normalised, with its thumbnail) or a video
+(``annotation.video_services``), and making the thumbnail of an item stored before thumbnails
+existed."""
 
 from __future__ import annotations
 
@@ -12,8 +13,19 @@ from django.db import transaction
 
 from annotation.image_files import ImageSource, make_thumbnail, normalise_image
 from annotation.models import MediaItem, Project
+from annotation.video_files import VideoSource, is_video_name, looks_like_video
+from annotation.video_services import media_create_video
 
 logger = logging.getLogger(__name__)
+
+
+def media_create(*, project: Project, name: str, data: ImageSource | VideoSource, uploaded_by: Any = None) -> MediaItem:
+    """Store one upload as a video when its first bytes announce a video container, or its name
+    says video (a PNG named ``clip.mp4`` is then refused as no video); as an image otherwise.
+    Either way a bad file raises ValidationError and stores nothing."""
+    if looks_like_video(data) or is_video_name(name):
+        return media_create_video(project=project, name=name, data=data, uploaded_by=uploaded_by)
+    return media_create_image(project=project, name=name, data=data, uploaded_by=uploaded_by)
 
 
 def media_create_image(*, project: Project, name: str, data: ImageSource, uploaded_by: Any = None) -> MediaItem:

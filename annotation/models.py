@@ -91,6 +91,11 @@ class MediaItem(models.Model):
         IMAGE = "image", "Image"
         VIDEO = "video", "Video"
 
+    class State(models.TextChoices):
+        PROCESSING = "processing", "Processing"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="media")
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.IMAGE)
     file = models.FileField(upload_to=media_upload_to, max_length=300)
@@ -112,6 +117,14 @@ class MediaItem(models.Model):
     )
     # Answers to the project's per-item questions: {question_id: choice}.
     answers = models.JSONField(default=dict, blank=True)
+    # Videos: the original stays in ``file``; its frames are extracted once (annotation.video_services)
+    # as JPEG files <index>.jpg under ``frames_prefix`` in the same storage. Images are always ready.
+    state = models.CharField(max_length=12, choices=State.choices, default=State.READY)
+    state_detail = models.TextField(blank=True, help_text="Why the frames could not be extracted.")
+    frame_count = models.PositiveIntegerField(null=True, blank=True)
+    fps = models.FloatField(null=True, blank=True)
+    duration_s = models.FloatField(null=True, blank=True)
+    frames_prefix = models.CharField(max_length=300, blank=True)
 
     tenant_path = "project__organization"
     objects = TenantQuerySet.as_manager()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from annotation import views
+from annotation import media_delivery, views
 from annotation.datasets import statistics_views, transfer_views
 from annotation.datasets import views as dataset_views
 from annotation.projects import gallery
@@ -37,6 +37,8 @@ urlpatterns = [
     path(project + "media/<int:media_id>/", views.media_detail, name="media_detail"),
     path(project + "media/selection/", gallery.media_bulk_action, name="media_bulk_action"),
     path(project + "media/import/", gallery.media_import, name="media_import"),
+    # a video's frames, beside its file and thumbnail (platform_core.urls)
+    path("media/<int:video_id>/frames/<int:frame>.jpg", media_delivery.media_frame, name="media_frame"),
     # tasks
     path(project + "tasks/", task_views.project_tasks, name="project_tasks"),
     path("tasks/", task_views.my_tasks, name="my_tasks"),

@@ -199,6 +199,14 @@ MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 50 * 1024 * 1024, minimum=1024)
 # The largest COCO file a dataset import reads (it is parsed whole, then checked before anything is written).
 DATASET_IMPORT_MAX_JSON_BYTES = env_int("DATASET_IMPORT_MAX_JSON_BYTES", 200 * 1024 * 1024, minimum=1024)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 100_000_000, minimum=1)
+# Videos (annotation.video_files): the bytes limit is checked before anything is decoded, the frame
+# count and duration from the container's headers (or by reading its packets), and each frame's
+# pixels against MAX_IMAGE_PIXELS. Clips of at most VIDEO_INLINE_MAX_PIXELS (frames × width × height)
+# have their frames extracted during the upload; longer ones in a background job.
+VIDEO_MAX_BYTES = env_int("VIDEO_MAX_BYTES", 500 * 1024 * 1024, minimum=1024)
+VIDEO_MAX_FRAMES = env_int("VIDEO_MAX_FRAMES", 3000, minimum=1)
+VIDEO_MAX_SECONDS = env_int("VIDEO_MAX_SECONDS", 600, minimum=1)
+VIDEO_INLINE_MAX_PIXELS = env_int("VIDEO_INLINE_MAX_PIXELS", 25_000_000, minimum=0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 # --- Inference ------------------------------------------------------------------------------

@@ -24,11 +24,28 @@ def _url(request: Request, name: str, org_slug: str, media_id: int) -> str | Non
         return None
 
 
+def _frame_url(request: Request, org_slug: str, media_id: int) -> str:
+    kwargs = {"org_slug": org_slug, "video_id": media_id, "frame": 0}
+    return request.build_absolute_uri(reverse("media_frame", kwargs=kwargs))
+
+
 class MediaOutput(serializers.Serializer):
     id = serializers.IntegerField()
     project = serializers.IntegerField(source="project_id")
     name = serializers.CharField(source="original_name", help_text="The uploaded file's name.")
     kind = serializers.CharField(help_text="`image` or `video`.")
+    state = serializers.CharField(
+        help_text="`ready`; a video is `processing` while its frames are extracted, `failed` if that failed."
+    )
+    state_detail = serializers.CharField(help_text="Why a video's frames could not be extracted; empty otherwise.")
+    frame_count = serializers.IntegerField(
+        allow_null=True, help_text="A video's frames (an estimate while processing); null for images."
+    )
+    fps = serializers.FloatField(allow_null=True, help_text="A video's frame rate; null for images.")
+    duration_s = serializers.FloatField(allow_null=True, help_text="A video's length in seconds; null for images.")
+    frame_url = serializers.SerializerMethodField(
+        help_text="A ready video's frames as JPEG: replace `{n}` with 0 … frame_count − 1. Null otherwise."
+    )
     width = serializers.IntegerField()
     height = serializers.IntegerField()
     size_bytes = serializers.IntegerField()
@@ -51,6 +68,12 @@ class MediaOutput(serializers.Serializer):
             return None
         return _url(self.context["request"], "media_thumbnail", self.context["tenant"].org.slug, item.pk)
 
+    def get_frame_url(self, item: MediaItem) -> str | None:
+        if item.kind != MediaItem.Kind.VIDEO or item.state != MediaItem.State.READY:
+            return None
+        url = _frame_url(self.context["request"], self.context["tenant"].org.slug, item.pk)
+        return url.removesuffix("/0.jpg") + "/{n}.jpg"
+
     def get_done(self, item: MediaItem) -> bool:
         return item.done_at is not None
 
@@ -61,7 +84,9 @@ class MediaUploadInput(serializers.Serializer):
 
 class RefusedFileOutput(serializers.Serializer):
     name = serializers.CharField(help_text="The file's name as uploaded.")
-    code = serializers.CharField(help_text="Why, for programs: `empty`, `not_an_image`, `too_large`, …")
+    code = serializers.CharField(
+        help_text="Why, for programs: `empty`, `not_an_image`, `not_a_video`, `too_large`, `too_long`, …"
+    )
     error = serializers.CharField(help_text="Why, for people.")
 
 
@@ -70,10 +95,13 @@ class MediaUploadOutput(serializers.Serializer):
     refused = RefusedFileOutput(many=True)
 
 
-UPLOAD_DESCRIPTION = f"""Upload one or more images (managers and owners): a multipart body with one `file`
-field per file, at most {max_files_per_request()} files per request. Every file is checked on its own
-(content, not name; byte and pixel limits; re-encoded on the way in), so one bad file never stops the
-others. The answer names what was stored and what was refused:
+UPLOAD_DESCRIPTION = f"""Upload one or more images or videos (managers and owners): a multipart body with
+one `file` field per file, at most {max_files_per_request()} files per request. Every file is checked on
+its own (content, not name; byte and pixel limits; images re-encoded on the way in), so one bad file
+never stops the others. Videos (MP4, MOV, WebM, Matroska; a project of videos, or of both) keep their
+original file; their frames are extracted as JPEG, during the upload for short clips (the item comes
+back `ready`) and in a background job otherwise (`processing`, then `ready` or `failed`). The answer
+names what was stored and what was refused:
 
 * **201** every file was stored: `{{"created": [items], "refused": []}}`;
 * **207** some were stored and some refused: both lists are filled;
@@ -135,8 +163,8 @@ class MediaListApi(TenantAPIView):
         for upload in uploads:
             try:
                 # The service reads each upload where it lies (memory or a temporary file), checks its
-                # size before reading, and refuses images in a project that does not take them.
-                item = media_services.media_create_image(
+                # size before reading, and refuses images or videos in a project that does not take them.
+                item = media_services.media_create(
                     project=project, name=upload.name or "upload", data=upload, uploaded_by=request.user
                 )
                 created.append(item)
@@ -157,7 +185,7 @@ class MediaDetailApi(TenantAPIView):
     @extend_schema(
         tags=["media"],
         operation_id="media_destroy",
-        description="Delete an item with its file, thumbnail and annotations (managers and owners).",
+        description="Delete an item with its file, thumbnail, frames and annotations (managers and owners).",
         responses={204: OpenApiResponse(description="Deleted.")},
     )
     def delete(self, request: Request, org_slug: str, media_id: int) -> Response:

@@ -95,7 +95,8 @@ def media_bulk_action(request: HttpRequest, project_id: int) -> HttpResponse:
 @member_required(role=Role.MANAGER)
 @require_POST
 def media_import(request: HttpRequest, project_id: int) -> HttpResponse:
-    """A zip of images, imported in the background; the job page shows its progress and report."""
+    """A zip of images (and videos, where the project takes them), imported in the background; the job
+    page shows its progress and report."""
     from annotation.media_import import media_import_start_zip
 
     project = project_get(request.tenant, project_id)

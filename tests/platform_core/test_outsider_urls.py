@@ -35,15 +35,45 @@ CROWD_WORKER = {
     "crowd_link_entry",
     "crowd_mturk_entry",
     "crowd_preview_image",
+    "crowd_preview_overlay",
     "crowd_qualification",
     "crowd_qualification_image",
+    "crowd_qualification_overlay",
     "crowd_task",
     "crowd_task_image",
+    "crowd_task_overlay",
 }
 
 # Tenant pages whose GET sends a member on to another page of the same organisation (opening a task
 # goes to its first item); the walk follows the redirect once.
 REDIRECTING = {"task_open"}
+
+
+def _crowd(side: Any) -> Any:
+    """One row of each crowd model on ``side`` (made on first use, once per world), and an
+    aggregated result of its batch: for the crowd pages' object ids."""
+    from crowd.models import CrowdResult
+    from tests.crowd.helpers import crowd_rows
+
+    if not hasattr(side, "crowd_rows"):
+        side.crowd_rows = crowd_rows(side)
+        side.crowd_rows.result = CrowdResult.objects.create(
+            batch=side.crowd_rows.batch, media=side.media, method="majority", answer="one", needs_review=True
+        )
+    return side.crowd_rows
+
+
+def _video(side: Any) -> Any:
+    """A video with its frames on ``side`` (made on first use, once per world): for the frame URLs."""
+    from annotation.video_services import media_create_video
+    from tests.annotation.test_video_files import make_clip
+
+    if not hasattr(side, "video"):
+        side.project.media_type = "both"
+        side.project.save(update_fields=["media_type"])
+        side.video = media_create_video(project=side.project, name="clip.mp4", data=make_clip())
+    return side.video
+
 
 # How to fill each kwarg of a tenant URL from one side of the world fixture.
 OBJECT_KWARGS: dict[str, Callable[[Any], int]] = {
@@ -56,7 +86,14 @@ OBJECT_KWARGS: dict[str, Callable[[Any], int]] = {
     "invitation_id": lambda side: side.invitation.pk,
     "job_id": lambda side: side.job.pk,
     "annotation_id": lambda side: side.annotation.pk,
+    "batch_id": lambda side: _crowd(side).batch.pk,
+    "assignment_id": lambda side: _crowd(side).assignment.pk,
+    "worker_id": lambda side: _crowd(side).worker.pk,
+    "result_id": lambda side: _crowd(side).result.pk,
+    "video_id": lambda side: _video(side).pk,
 }
+# Kwargs that name no object (a video frame's index): one value for both sides, never mixed.
+PLAIN_KWARGS: dict[str, Any] = {"frame": 0}
 
 
 def walk(patterns: list, prefix: str = "") -> Iterator[tuple[str, str | None]]:
@@ -115,18 +152,22 @@ def test_it_has_tenant_urls_to_walk() -> None:
 
 
 def _kwargs(route: str, side: Any, org_slug: str) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"org_slug": org_slug}
+    kwargs: dict[str, Any] = {"org_slug": org_slug, **_plain_kwargs(route)}
     for kwarg in OBJECT_KWARGS:
         if f":{kwarg}>" in route:
             kwargs[kwarg] = OBJECT_KWARGS[kwarg](side)
     return kwargs
 
 
+def _plain_kwargs(route: str) -> dict[str, Any]:
+    return {kwarg: value for kwarg, value in PLAIN_KWARGS.items() if f":{kwarg}>" in route}
+
+
 def _assert_all_kwargs_known(route: str) -> None:
     import re
 
     names = set(re.findall(r"<(?:\w+:)?(\w+)>", route)) - {"org_slug"}
-    unknown = names - set(OBJECT_KWARGS)
+    unknown = names - set(OBJECT_KWARGS) - set(PLAIN_KWARGS)
     assert not unknown, f"{route}: add a value for {unknown} to OBJECT_KWARGS"
 
 
@@ -170,7 +211,7 @@ def _mixed_urls(route: str, name: str, world: Any) -> list[str]:
     urls = []
     for count in range(1, len(kwargs_in_route) + 1):
         for foreign in itertools.combinations(kwargs_in_route, count):
-            kwargs: dict[str, Any] = {"org_slug": world.other.org.slug}
+            kwargs: dict[str, Any] = {"org_slug": world.other.org.slug, **_plain_kwargs(route)}
             for kwarg in kwargs_in_route:
                 side = world.demo if kwarg in foreign else world.other
                 kwargs[kwarg] = OBJECT_KWARGS[kwarg](side)
@@ -258,10 +299,11 @@ def test_it_refuses_crowd_pages_without_their_secret(world: Any, route: str, nam
     # outsider's or none (a worker's session would never exist; tokens are the only door).
     from crowd.models import CrowdBatch, GoldItem, QualificationAttempt, QualificationTest
     from crowd.tokens import assignment_token, attempt_token
-    from tests.crowd.helpers import crowd_rows
+    from tests.crowd.helpers import crowd_object_rows, crowd_rows
     from tests.factories import make_image
 
-    rows = crowd_rows(world.demo)
+    # Overlays draw an object's mask: their batch asks about objects.
+    rows = crowd_object_rows(world.demo) if "overlay" in name else crowd_rows(world.demo)
     rows.batch.provider = "mturk" if "mturk" in name or "preview" in name else "link"
     rows.batch.save(update_fields=["provider"])
     attempt = QualificationAttempt.objects.create(
