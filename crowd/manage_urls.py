@@ -15,6 +15,7 @@ urlpatterns = [
     path(batch, views.batch_detail, name="crowd_batch_detail"),
     path(batch + "state/", views.batch_state, name="crowd_batch_state"),
     path(batch + "aggregate/", views.batch_aggregate, name="crowd_batch_aggregate"),
+    path(batch + "mturk/", views.batch_mturk, name="crowd_batch_mturk"),
     path(batch + "results.csv", views.batch_results_csv, name="crowd_batch_results_csv"),
     path("crowd/review/", views.review_queue, name="crowd_review_queue"),
     path("crowd/assignments/<int:assignment_id>/review/", views.assignment_review, name="crowd_assignment_review"),

@@ -29,7 +29,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from annotation.models import Label
 from annotation.selectors import project_get
-from crowd import batches, results, review
+from crowd import batches, mturk_jobs, results, review
 from crowd import manage_selectors as selectors
 from crowd.models import CrowdBatch, CrowdResult
 from crowd.selectors import batch_entry_urls
@@ -159,6 +159,7 @@ def batch_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
         workers=workers,
         workers_total=workers_total,
         history=selectors.batch_history(batch),
+        hit_count=batch.hits.count(),
     )
     return render(request, "crowd/manage_batch_detail.html", context)
 
@@ -190,6 +191,27 @@ def batch_aggregate(request: HttpRequest, batch_id: int) -> HttpResponse:
         f"Aggregated {summary.units} unit{'s' if summary.units != 1 else ''} in {seconds:.1f} s: "
         f"{summary.needs_review} need review, {summary.written} answer{'s' if summary.written != 1 else ''} written.",
     )
+    return HttpResponseRedirect(_batch_url(request, batch), status=303)
+
+
+@member_required(role=Role.REVIEWER)
+@require_POST
+def batch_mturk(request: HttpRequest, batch_id: int) -> HttpResponse:
+    """Publish the batch's HITs on Mechanical Turk (managers) or sync it now (reviewers and above),
+    as a job; the Jobs page follows it."""
+    batch = selectors.batch_get(request.tenant, batch_id)
+    action = request.POST.get("action", "")
+    start = {"publish": mturk_jobs.mturk_publish_start, "sync": mturk_jobs.mturk_sync_start}.get(action)
+    if start is None:
+        messages.error(request, "Choose to publish or to sync the batch.")
+        return HttpResponseRedirect(_batch_url(request, batch), status=303)
+    try:
+        job = start(tenant=request.tenant, batch=batch, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, _errors(exc))
+    else:
+        verb = "Publishing" if action == "publish" else "Syncing"
+        messages.success(request, f"{verb} on Mechanical Turk: job #{job.pk} (see Jobs).")
     return HttpResponseRedirect(_batch_url(request, batch), status=303)
 
 

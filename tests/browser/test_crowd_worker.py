@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,9 +19,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from django.urls import reverse
 
+from annotation.masks import box_to_rle, mask_decode
 from crowd.models import CrowdAssignment, CrowdWorker, QualificationAttempt
 from tests.browser.conftest import free_port, in_own_thread
-from tests.crowd.helpers import Crowd, crowd_setup, link_url
+from tests.crowd.helpers import Crowd, crowd_setup, link_url, mask_crowd_setup
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -130,6 +132,14 @@ def hit(page: Any) -> Any:
     return frame
 
 
+def loaded(body: Any) -> None:
+    """Until the document holding ``body`` has run its scripts (its load event has fired)."""
+    deadline = time.monotonic() + 15
+    while body.evaluate("() => document.readyState") != "complete":
+        assert time.monotonic() < deadline, "the page did not finish loading"
+        time.sleep(0.05)
+
+
 def mturk_entry(server: str, batch: Any, **params: str) -> str:
     return f"{server}{reverse('crowd_mturk_entry', kwargs={'public_id': batch.public_id})}?{urlencode(params)}"
 
@@ -154,6 +164,11 @@ def link_crowd(world: Any) -> tuple[Crowd, list[str]]:
     With the names of every gold item's file."""
     crowd = crowd_setup(world.demo, regular=3, hidden=2, qualification=2, gold_rate=1.0, items_per_session=5)
     return crowd, [gold.media.original_name.lower() for gold in crowd.hidden + crowd.qualification]
+
+
+@pytest.fixture
+def mask_crowd(world: Any) -> Any:
+    return mask_crowd_setup(world.demo, regular=1, hidden=0, qualification=0, with_test=False, k=1)
 
 
 # --- Mechanical Turk -------------------------------------------------------------------------------
@@ -186,6 +201,7 @@ def test_a_mturk_worker_previews_then_qualifies_and_submits_inside_the_frame(
     # Then one item (one per MTurk assignment), answered with its key.
     frame.get_by_role("heading", name=crowd.question.text).wait_for()
     frame.locator("img.crowd-image").wait_for()
+    loaded(frame.locator("body"))  # the key handler is a deferred script
     frame.locator("body").press("2")
     frame.get_by_role("heading", name="HIT submitted").wait_for()
 
@@ -236,6 +252,7 @@ def test_a_study_link_worker_goes_from_entry_to_the_completion_redirect(
     for _ in range(5):
         page.get_by_role("heading", name=crowd.question.text).wait_for()
         task_pages.append(page.url)
+        loaded(page.locator("body"))  # the key handler is a deferred script
         page.keyboard.press("2")  # "many": right for the hidden gold
         page.wait_for_url(lambda url, seen=page.url: url != seen)
     page.get_by_role("heading", name="Study complete").wait_for()
@@ -277,3 +294,34 @@ def _assert_gold_never_shows(
         everything = (url + repr(headers) + body.decode(errors="replace")).lower()
         assert "gold" not in everything, url
         assert not any(name in everything for name in gold_names), url
+
+
+# --- a mask task ---------------------------------------------------------------------------------------
+def test_a_worker_outlines_the_label_and_the_server_stores_that_mask(
+    mask_crowd: Any, daphne_server: str, provider: ProviderSite, page: Any
+) -> None:
+    page.goto(daphne_server + link_url(mask_crowd.batch))
+    page.get_by_role("heading", name="Outline every cup in the picture").wait_for()
+    page.wait_for_function("() => document.querySelector('img.crowd-image').complete")
+    natural = page.evaluate(
+        "() => { const i = document.querySelector('img.crowd-image'); return [i.naturalWidth, i.naturalHeight]; }"
+    )
+    box = page.locator("canvas.crowd-canvas").bounding_box()
+    scale_x, scale_y = box["width"] / natural[0], box["height"] / natural[1]
+
+    # The outline of the box [10, 8] – [40, 32] in the picture's pixels, closed on its first point.
+    for x, y in [(10, 8), (40, 8), (40, 32), (10, 32), (10, 8)]:
+        page.mouse.click(box["x"] + x * scale_x, box["y"] + y * scale_y)
+    drawn = page.evaluate("() => JSON.parse(document.querySelector('input[data-mask-input]').value)")
+    assert drawn["size"] == [48, 64] and len(drawn["polygons"]) == 1 and len(drawn["polygons"][0]) == 4
+    page.get_by_role("button", name="Submit the outline").click()
+    page.get_by_role("heading", name="Study complete").wait_for()
+
+    stored = in_own_thread(lambda: CrowdAssignment.objects.get())
+    assert stored.state == "submitted" and stored.answer == ""
+    mask = mask_decode(stored.answer_rle)
+    expected = mask_decode(box_to_rle([10, 8, 40, 32], height=48, width=64))
+    assert mask.shape == (48, 64)
+    # The clicks land within a pixel of the corners: the stored mask is that box, give or take its edge.
+    assert (mask & expected).sum() / (mask | expected).sum() > 0.9
+    assert mask[20, 25] and not mask[2, 2] and not mask[40, 60]

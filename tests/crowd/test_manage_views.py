@@ -442,3 +442,47 @@ def test_it_counts_objects_as_the_units_of_an_object_question(world: Any) -> Non
     assert batch_unit_count(batch) == 1
     Annotation.objects.create(media=obj.media, label=obj.label, rle=obj.rle)
     assert batch_unit_count(batch) == 2
+
+
+# --- Mechanical Turk from the batch page -----------------------------------------------------------
+def test_the_batch_page_starts_publishing_and_syncing_on_mturk(world: Any) -> None:
+    from platform_core.models import Job
+
+    crowd = crowd_setup(world.demo, provider="mturk", regular=2, hidden=0, qualification=0, with_test=False)
+    CrowdBatch.objects.filter(pk=crowd.batch.pk).update(reward_cents=5)
+    target = url("crowd_batch_mturk", batch_id=crowd.batch.pk)
+    page = client_for(world.manager).get(url("crowd_batch_detail", batch_id=crowd.batch.pk))
+    assert b"Publish HITs on Mechanical Turk" in page.content and b"0 HITs published" in page.content
+
+    # SITE_URL is http in tests: publishing is refused with the reason, before any job exists.
+    refused = client_for(world.manager).post(target, {"action": "publish"})
+    assert refused.status_code == 303
+    assert any("https" in text for text in flashes(refused))
+    mturk_jobs = Job.objects.filter(kind__startswith="mturk")
+    assert not mturk_jobs.exists()
+
+    synced = client_for(world.reviewer).post(target, {"action": "sync"})
+    job = mturk_jobs.get()
+    assert (job.kind, job.params, job.created_by) == ("mturk_sync_batch", {"batch_id": crowd.batch.pk}, world.reviewer)
+    assert flashes(synced) == [f"Syncing on Mechanical Turk: job #{job.pk} (see Jobs)."]
+
+    # A reviewer may not publish (it spends money); an annotator may do neither.
+    assert client_for(world.reviewer).post(target, {"action": "publish"}).status_code == 403
+    assert client_for(world.annotator).post(target, {"action": "sync"}).status_code == 403
+    assert mturk_jobs.count() == 1
+
+
+def test_a_batch_not_on_mturk_is_neither_published_nor_synced(world: Any, settings: Any) -> None:
+    from platform_core.models import Job
+
+    settings.SITE_URL = "https://annotate.example.org"
+    crowd = crowd_setup(world.demo, regular=1, hidden=0, qualification=0, with_test=False)
+    for action in ("publish", "sync", "delete"):
+        response = client_for(world.manager).post(url("crowd_batch_mturk", batch_id=crowd.batch.pk), {"action": action})
+        assert response.status_code == 303 and flashes(response)
+    assert not Job.objects.filter(kind__startswith="mturk").exists()
+    # Another organisation's member finds no such batch.
+    foreign = client_for(world.outsider).post(
+        url("crowd_batch_mturk", org="other-lab", batch_id=crowd.batch.pk), {"action": "sync"}
+    )
+    assert foreign.status_code == 404
