@@ -1,4 +1,5 @@
-"""Where a studio prompt runs, chosen by ``settings.INFERENCE_MODE``; ``prompt_execute`` either way.
+"""Where a studio prompt (or a video prompt, or a propagation run) runs, chosen by
+``settings.INFERENCE_MODE``; ``request_execute`` either way.
 
 - ``inline`` (the embedded default): a thread pool of the web process.
 - ``worker``: ``manage.py inference_worker`` processes over the channel layer (Redis). The first
@@ -98,19 +99,47 @@ def inline_executor() -> ThreadPoolExecutor:
         return _executor
 
 
-def _prompt_execute_closing(request: dict[str, Any]) -> dict[str, Any] | None:
+def request_execute(request: dict[str, Any]) -> dict[str, Any] | None:
+    """Run one request of any kind: a prompt on an image, a prompt on a video frame, or a
+    propagation run (``request["kind"]``: ``prompt``, ``video_prompt``, ``video_run``)."""
+    kind = request.get("kind", "prompt")
+    if kind == "video_prompt":
+        from inference.video.prompting import video_prompt_execute
+
+        return video_prompt_execute(request)
+    if kind == "video_run":
+        from inference.video.runs import run_execute
+
+        return run_execute(request)
+    return prompt_execute(request)
+
+
+def _execute_closing(request: dict[str, Any]) -> dict[str, Any] | None:
     # Django keeps a thread's connections in a context variable, and the call runs in a copy of the
     # caller's context: only the call itself sees the connections it opened, so it closes them.
     try:
-        return prompt_execute(request)
+        return request_execute(request)
     finally:
         connections.close_all()
 
 
+def _closing(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """``function`` in a thread of its own, its database connections closed when it returns (see
+    ``_execute_closing``)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return DatabaseSyncToAsync(call, thread_sensitive=False)
+
+
 def execute_in(executor: ThreadPoolExecutor) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]:
-    """``prompt_execute`` in a thread of ``executor``, its database connections closed when it
+    """``request_execute`` in a thread of ``executor``, its database connections closed when it
     returns, and with what it publishes after commit sent through the caller's event loop."""
-    return DatabaseSyncToAsync(_prompt_execute_closing, thread_sensitive=False, executor=executor)
+    return DatabaseSyncToAsync(_execute_closing, thread_sensitive=False, executor=executor)
 
 
 def _timeout_reply(request: dict[str, Any], seconds: float) -> dict[str, Any]:
@@ -178,6 +207,66 @@ class PromptDispatcher:
                     "message": "The model cannot be reached right now; try again in a moment.",
                 }
         await self.send(reply)
+
+    # --- video propagation runs ------------------------------------------------------------
+
+    def submit_run(self, request: dict[str, Any]) -> None:
+        """Start a propagation run (its job recorded already); returns at once. A run does not wait
+        behind the socket's prompts, nor they behind it: its frames reach the item's group as they
+        are saved, and its end comes as the job's ``video.run`` frame."""
+        if len(self._waiting) >= MAX_WAITING:
+            raise InferenceError("Wait for your earlier prompts and runs, then try again.", code="too_many_prompts")
+        task = asyncio.ensure_future(self._run_video(request))
+        self._waiting.add(task)
+        task.add_done_callback(self._waiting.discard)
+
+    async def _run_video(self, request: dict[str, Any]) -> None:
+        from inference.video.runs import run_failed
+
+        try:
+            if settings.INFERENCE_MODE == "worker":
+                await self._run_on_worker(request)
+            else:
+                await execute_in(inline_executor())(request)
+        except Exception:  # the channel layer failed: the run is recorded as failed, the socket hears it
+            logger.exception("Propagation run %s could not be dispatched", request.get("job_id"))
+            await _closing(run_failed)(request, "The model cannot be reached right now; resume the run in a moment.")
+
+    async def _run_on_worker(self, request: dict[str, Any], *, resumed: bool = False) -> None:
+        """Send the run to the worker holding the video (else any) and wait for its end, watching
+        the job's heartbeat: a worker silent for ``INFERENCE_TIMEOUT_SECONDS`` (the time a frame
+        may take) is taken for dead. Its run is then recorded as failed with its frames kept, and
+        resumed once from its last done frame on whichever worker takes it."""
+        from inference.video.runs import run_stalled
+
+        channel = _routes.get(request["media_id"], request["model"]) or SHARED_CHANNEL
+        token = uuid.uuid4().hex
+        future = asyncio.get_running_loop().create_future()
+        self._pending[token] = (future, request)
+        stall = float(settings.INFERENCE_TIMEOUT_SECONDS)
+        try:
+            await self.channel_layer.send(
+                channel,
+                {"type": REQUEST_TYPE, "request": request, "reply_channel": self.reply_channel, "token": token},
+            )
+            while True:
+                try:
+                    event = await asyncio.wait_for(asyncio.shield(future), stall)
+                except TimeoutError:
+                    verdict = await _closing(run_stalled)(request, stall_seconds=stall, resume=not resumed)
+                    if verdict is None:
+                        continue  # alive: its heartbeat is recent, or it has not been taken yet
+                    if channel != SHARED_CHANNEL:
+                        _routes.forget_worker(channel)
+                    if verdict.get("kind") == "video_run":  # the resumed run, recorded
+                        await self._run_on_worker(verdict, resumed=True)
+                    return
+                worker = event.get("worker")
+                if isinstance(worker, str):
+                    _routes.set(request["media_id"], request["model"], worker)
+                return
+        finally:
+            self._pending.pop(token, None)
 
     def close(self) -> None:
         """The socket went away: stop waiting. Prompts already running still finish and are saved."""

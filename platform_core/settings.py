@@ -217,6 +217,8 @@ if INFERENCE_DEVICE not in {"auto", "cpu", "cuda"} and not INFERENCE_DEVICE.star
 # Memory for warm image embeddings (about 6 MiB each for SAM 2.1 at 1024 px), least recently used
 # evicted first.
 INFERENCE_EMBEDDING_CACHE_MB = env_int("INFERENCE_EMBEDDING_CACHE_MB", 1024, minimum=1)
+# Memory for warm video states (SAM 2's per-video inference state: frames and memories) per process.
+INFERENCE_VIDEO_STATES_MB = env_int("INFERENCE_VIDEO_STATES_MB", 4096, minimum=1)
 # Where studio prompts run (inference/dispatch.py): "inline" in this process's thread pool, or "worker" on
 # `manage.py inference_worker` processes over the channel layer (needs REDIS_URL); and how long a prompt waits.
 INFERENCE_MODE = env_str("INFERENCE_MODE", "inline")

@@ -22,6 +22,19 @@ Client → server (every message may carry a ``request_id``, echoed in the reply
   total_ms}}``, the mask already saved. The prompt is checked here and run where inference runs
   (``inference.dispatch``); its reply comes later, so other messages are answered meanwhile.
 
+On a video (the protocol in full: ``inference.video``):
+
+- ``{"type": "video_prompt", "model", "frame", "label_id" | "track" | "object_id", "version",
+  "points", "box"}`` → ``{"type": "mask", …, "frame", "track"}``: the mask on that frame from the
+  video's warm state, saved as that frame's object of the track (a new object starts a track).
+- ``{"type": "propagate", "model", "frame", "direction": "forward" | "backward" | "both",
+  "frames": [n…] (optional: re-segment these), "resume": job id (optional)}`` → at once
+  ``{"type": "run", "job", "state": "queued", "done": 0, "total", "last_done": null}``; then, to
+  everyone on the item, each frame's objects as ``annotation`` / ``annotation_deleted`` frames
+  and ``{"type": "video_frame", "job", "frame", "done", "total"}`` as SAM 2 produces them, and
+  ``{"type": "run", …, "state": "succeeded" | "cancelled" | "failed", "message"}`` at the end.
+- ``{"type": "stop", "job"}`` → the run stops after its current frame (``run`` … ``cancelled``).
+
 Server → client, pushed when someone else (another socket, the REST API, a job) changes the item:
 ``{"type": "annotation", "annotation": payload}`` and ``{"type": "annotation_deleted", "id": 17}``.
 A socket's own changes are answered once, by the reply, not echoed again.
@@ -48,6 +61,9 @@ from annotation.selectors import media_get
 from inference.dispatch import PromptDispatcher
 from inference.prompting import prompt_request
 from inference.prompts import InferenceError
+from inference.video.prompting import video_prompt_request
+from inference.video.runs import RUN_KIND, public_run_frame, run_request, run_start
+from platform_core.models import Job
 from platform_core.realtime import GroupEventsMixin, media_group
 from platform_core.websockets import CLOSE_NOT_FOUND, MessageError, TenantJsonConsumer
 
@@ -96,8 +112,13 @@ class StudioConsumer(GroupEventsMixin, TenantJsonConsumer):
     async def handle(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         request_id = message.get("request_id")
-        if kind == "prompt":
-            self._prompt(message)
+        if kind in ("prompt", "video_prompt"):
+            self._prompt(message, video=kind == "video_prompt")
+            return
+        if kind == "propagate":
+            reply, request = await database_sync_to_async(self._propagate)(message)
+            await self.send_json({**reply, "request_id": request_id})
+            self._dispatcher().submit_run(request)
             return
         if kind == "list":
             reply = await database_sync_to_async(self._list)()
@@ -107,6 +128,8 @@ class StudioConsumer(GroupEventsMixin, TenantJsonConsumer):
             reply = await database_sync_to_async(self._delete)(message)
         elif kind == "accept":
             reply = await database_sync_to_async(self._accept)(message)
+        elif kind == "stop":
+            reply = await database_sync_to_async(self._stop)(message)
         else:
             raise MessageError("unknown_type", f"Unknown message type {kind[:40]!r}.")
         await self.send_json({**reply, "request_id": request_id})
@@ -118,19 +141,56 @@ class StudioConsumer(GroupEventsMixin, TenantJsonConsumer):
 
     # --- prompts -----------------------------------------------------------------------------
 
-    def _prompt(self, message: dict[str, Any]) -> None:
-        request = prompt_request(
+    def _dispatcher(self) -> PromptDispatcher:
+        if self.prompts is None:
+            self.prompts = PromptDispatcher(
+                channel_layer=self.channel_layer, reply_channel=self.channel_name, send=self._send_prompt_reply
+            )
+        return self.prompts
+
+    def _prompt(self, message: dict[str, Any], *, video: bool = False) -> None:
+        make = video_prompt_request if video else prompt_request
+        request = make(
             message,
             media=self.media,
             user_id=self.scope["user"].pk,
             org_slug=self.tenant.org.slug,
             origin=self.channel_name,
         )
-        if self.prompts is None:
-            self.prompts = PromptDispatcher(
-                channel_layer=self.channel_layer, reply_channel=self.channel_name, send=self._send_prompt_reply
-            )
-        self.prompts.submit(request)
+        if video:
+            request["kind"] = "video_prompt"
+        self._dispatcher().submit(request)
+
+    # --- video runs --------------------------------------------------------------------------
+
+    def _propagate(self, message: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        job = run_start(
+            tenant=self.tenant,
+            media=self.media,
+            model=message.get("model"),
+            start=message.get("frame"),
+            direction=message.get("direction", "forward"),
+            frames=message.get("frames"),
+            resume=message.get("resume"),
+            actor=self.scope["user"],
+        )
+        # The run's saves reach every socket on the item, this one included: origin is no socket.
+        return public_run_frame(job), run_request(job, org_slug=self.tenant.org.slug, origin="")
+
+    def _stop(self, message: dict[str, Any]) -> dict[str, Any]:
+        job_id = message.get("job")
+        if isinstance(job_id, bool) or not isinstance(job_id, int):
+            raise MessageError("invalid", "job: give the id of a run of this video.")
+        job = (
+            Job.objects.for_org(self.tenant.org)
+            .filter(pk=job_id, kind=RUN_KIND, params__media_id=self.media.pk)
+            .first()
+        )
+        if job is None:
+            raise MessageError("not_found", "There is no such run of this video.")
+        Job.objects.filter(pk=job.pk, state__in=(Job.State.QUEUED, Job.State.RUNNING)).update(state=Job.State.CANCELLED)
+        job.refresh_from_db()
+        return public_run_frame(job)
 
     async def _send_prompt_reply(self, reply: dict[str, Any]) -> None:
         if not self.access_ended and not self._closed:
@@ -230,6 +290,12 @@ class StudioConsumer(GroupEventsMixin, TenantJsonConsumer):
     async def annotation_deleted(self, event: dict[str, Any]) -> None:
         if event.get("origin") != self.channel_name:
             await self.send_json({"type": "annotation_deleted", "id": event["id"]})
+
+    async def video_frame(self, event: dict[str, Any]) -> None:
+        await self.send_json({**event, "type": "video_frame"})
+
+    async def video_run(self, event: dict[str, Any]) -> None:
+        await self.send_json({**event, "type": "run"})
 
 
 def _annotation_id(value: Any) -> int:

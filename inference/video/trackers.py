@@ -311,9 +311,7 @@ class FlowTracker:
         steps = total if max_frames is None else max_frames
         end = max(start - steps, 0) if reverse else min(start + steps, total - 1)
         order = range(start, end - 1, -1) if reverse else range(start, end + 1)
-        current = self._frame_masks(state, start)
-        if not current:
-            raise PromptError(f"Frame {start} has no object to propagate: prompt one first.", code="nothing_to_track")
+        current = self._carried_to(state, start, reverse=reverse)
         previous = start
         for frame in order:
             if frame != start:
@@ -322,6 +320,23 @@ class FlowTracker:
             state.tracked[frame] = dict(current)
             previous = frame
             yield FrameMasks(frame, dict(current))
+
+    def _carried_to(self, state: FlowState, start: int, *, reverse: bool) -> dict[int, np.ndarray]:
+        """The masks on ``start``: its own, else those of the nearest frame before it (after it, going
+        backward) that has masks, carried along the flow to it."""
+        current = self._frame_masks(state, start)
+        if current:
+            return current
+        known = sorted({*state.given, *state.tracked})
+        upstream = [f for f in known if (f > start if reverse else f < start)]
+        if not upstream:
+            raise PromptError(f"Frame {start} has no object to propagate: prompt one first.", code="nothing_to_track")
+        source = min(upstream) if reverse else max(upstream)
+        current = self._frame_masks(state, source)
+        step = -1 if reverse else 1
+        for frame in range(source + step, start + step, step):
+            current = {obj: self._warp(state, mask, frame - step, frame) for obj, mask in current.items()}
+        return current
 
     def reset(self, state: FlowState) -> None:
         state.given.clear()
