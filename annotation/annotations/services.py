@@ -226,7 +226,8 @@ def annotation_update(
     """Apply ``changes`` (among label, rle, drawn, answers, z_order, frame, track, source,
     source_detail) to the annotation stored at ``expected_version``; returns it at the next version.
     A stale ``expected_version`` raises ``VersionConflict`` and changes nothing. A pre-annotation
-    that is changed is no longer ``proposed``: whoever fixed it made it theirs."""
+    that is changed is no longer ``proposed``, and a video frame's mask a run wrote and a person
+    redraws is no longer the run's: whoever fixed it made it theirs."""
     unknown = set(changes) - CHANGEABLE
     if unknown:
         raise TypeError(f"annotation_update() cannot change {', '.join(sorted(unknown))}.")
@@ -252,6 +253,10 @@ def annotation_update(
         for field in ("drawn", "source_detail"):
             if field in changes:
                 setattr(current, field, _check_dict(changes[field], field))
+        if "rle" in changes and "source_detail" not in changes and "run" in (current.source_detail or {}):
+            # A video frame a propagation run wrote, redrawn by a person: their mask now, which later
+            # runs start from instead of overwriting (inference.video.runs).
+            current.source_detail = {key: value for key, value in current.source_detail.items() if key != "run"}
         for field in ("z_order", "track", "source"):
             if field in changes:
                 setattr(current, field, changes[field])

@@ -290,3 +290,28 @@ def test_video_prompts_refuse_bad_messages(world: Any, video: MediaItem) -> None
     reply = video_prompt_execute(request(label_id=world.other.label.pk), states=states())
     assert (reply["type"], reply["code"]) == ("error", "invalid")
     assert not Annotation.objects.filter(media=video).exists()
+
+
+def test_a_run_frame_a_person_redraws_becomes_their_seed(world: Any, video: MediaItem, tenant: Any) -> None:
+    from annotation.annotations.services import annotation_update
+
+    seed(tenant, video, world.manager)
+    first = run_start(tenant=tenant, media=video, model=FLOW_KEY, start=0, actor=world.manager)
+    execute(first, world, states())
+    written = Annotation.objects.get(media=video, frame=2, track=1)
+    fixed_rle = box_to_rle([0, 0, 12, 12], height=video.height, width=video.width)
+    fixed = annotation_update(
+        tenant=tenant, annotation=written, expected_version=written.version, author=world.annotator, rle=fixed_rle
+    )
+    assert "run" not in fixed.source_detail and fixed.source_detail["model"] == FLOW_KEY
+    # Answers alone do not make it theirs: only a new mask does.
+    other = Annotation.objects.get(media=video, frame=3, track=1)
+    kept = annotation_update(
+        tenant=tenant, annotation=other, expected_version=other.version, author=world.annotator, answers={}
+    )
+    assert kept.source_detail["run"] == first.pk
+
+    again = run_start(tenant=tenant, media=video, model=FLOW_KEY, start=2, actor=world.manager)
+    execute(again, world, states())
+    assert Annotation.objects.get(pk=fixed.pk).rle == fixed.rle  # not overwritten
+    assert sorted(run_masks(video, again)) == [3, 4]
