@@ -1,5 +1,5 @@
-"""Datasets into a project (managers and owners): importing a COCO file or zip and merging other
-projects in, as background jobs; and the project's saved train / val / test splits."""
+"""Datasets into a project (managers and owners): importing a COCO or YouTube-VIS file or zip and
+merging other projects in, as background jobs; and the project's saved train / val / test splits."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from annotation.datasets.coco_reading import max_json_bytes
 from annotation.datasets.import_job import dataset_import_start
+from annotation.datasets.import_mapping import IMPORT_FORMATS
 from annotation.datasets.merge import MAX_SOURCES, dataset_merge_start
 from annotation.datasets.splits import SUBSETS, dataset_split_create, split_counts, split_list
 from annotation.models import DatasetSplit
@@ -22,8 +23,14 @@ from platform_core.models import Role
 
 class ImportInput(serializers.Serializer):
     file = serializers.FileField(
-        help_text="A COCO file (`.json`, at most the platform's cap, 200 MB by default), or a zip of images with "
-        "one COCO file (the platform's own export with images is such a zip)."
+        help_text="A COCO or YouTube-VIS file (`.json`, at most the platform's cap, 200 MB by default), or a zip "
+        "of images with one COCO file (the platform's own export with images is such a zip)."
+    )
+    format = serializers.ChoiceField(
+        choices=list(IMPORT_FORMATS.items()),
+        required=False,
+        help_text="What the file is: `coco` or `youtube-vis`. Left out: the file says (a JSON object with "
+        "`videos` and no `images` is YouTube-VIS).",
     )
     create_labels = serializers.BooleanField(
         default=False,
@@ -35,8 +42,8 @@ class ImportInput(serializers.Serializer):
     )
 
 
-IMPORT_DESCRIPTION = f"""Start a background job that imports a COCO dataset into the project (managers and
-owners); a multipart body with the file in `file`. Follow the job with the jobs endpoints.
+IMPORT_DESCRIPTION = f"""Start a background job that imports a COCO or YouTube-VIS dataset into the project
+(managers and owners); a multipart body with the file in `file`. Follow the job with the jobs endpoints.
 
 * A **COCO file** puts its masks (compressed RLE, uncompressed RLE, or polygons; a `bbox` alone gives a
   box) on the project's items of the same file name (the item's original name, or its last path part),
@@ -46,6 +53,9 @@ owners); a multipart body with the file in `file`. Follow the job with the jobs 
 * Categories go to the labels of the same name (case does not matter). The platform's own extra keys
   are read back: category `color` and `questions`, annotation and image `attributes` become answers
   (by question text) where the value is one of the question's choices.
+* A **YouTube-VIS file** puts each track's masks on the project's video whose name (without its extension) is
+  the folder of the video's `file_names`, as a new track with a fresh track number, one object per frame
+  where the track is present; a matched video whose frame count or size differs refuses the file.
 * Everything is checked before anything is written, then written in one transaction: a malformed file
   makes the job fail with a message naming the first problems (with their JSON paths and ids), and
   nothing of it is imported. The report of a job that succeeded counts matched and created items and
@@ -77,6 +87,7 @@ class ProjectImportApi(TenantAPIView):
             uploaded_file=data["file"],
             create_labels=data["create_labels"],
             proposed=not data["as_accepted"],
+            format=data.get("format"),
         )
         return Response(JobOutput(job, context=self.get_serializer_context()).data, status=status.HTTP_201_CREATED)
 

@@ -20,7 +20,9 @@ class ExportInput(serializers.Serializer):
         choices=list(FORMATS.items()),
         default=COCO,
         help_text="`coco`: COCO JSON (`annotations/instances.json` in a zip with images). `masks`: a zip of "
-        "semantic and instance PNGs per image, `masks/instances.json` and `classes.json`.",
+        "semantic and instance PNGs per image, `masks/instances.json` and `classes.json`. `youtube-vis` / "
+        "`coco-video`: JSON of the project's videos, per track (a zip with `JPEGImages/` when `include_images`); "
+        "`davis`: a zip of palette PNGs per frame. Video reports count videos, frames, tracks and masks.",
     )
     polygons = serializers.BooleanField(
         default=False, help_text="COCO segmentations as polygons instead of the stored compressed RLE."

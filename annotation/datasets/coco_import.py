@@ -1,6 +1,8 @@
 """COCO into a project: masks as pre-annotations on the items they belong to, or a zip of images
 plus one COCO file that creates the items first. One run (``dataset_import_run``) serves the job
 (``import_job``, kind ``import_dataset``), ``manage.py import_dataset``, the project page and the API.
+It also takes YouTube-VIS files (``youtube_vis_import``): the job's ``format`` says which, and
+without one the file says (``import_mapping.import_format``).
 
 Everything is checked before anything is written (``coco_reading``), then written in one
 transaction: a malformed file is refused with the first problems named, and nothing of it is
@@ -46,7 +48,7 @@ it is also an entry of the zip and so bound by the per-file limit ``MAX_UPLOAD_B
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,50 +60,34 @@ from django.db.models import Max
 from annotation.annotations.services import annotation_create
 from annotation.datasets.coco_reading import (
     CocoAnnotation,
-    CocoCategory,
     CocoFile,
     CocoImage,
     Problems,
-    QuestionSpec,
+    check_coco,
+    parse_json,
     read_coco,
 )
+from annotation.datasets.import_mapping import (
+    IMPORT_FORMATS,
+    YOUTUBE_VIS,
+    AnswerMap,
+    CategoryLabels,
+    ImportOptions,
+    import_format,
+    label_answer_map,
+)
 from annotation.datasets.import_sources import DatasetSource, ItemIndex, ZipFiles, open_dataset
+from annotation.datasets.youtube_vis_import import vis_report_line, youtube_vis_import_run
 from annotation.media_services import media_create_image
 from annotation.media_sources import Entry
 from annotation.models import Annotation, Label, MediaItem, Project, Question
-from annotation.projects.services import label_create, question_create
+from annotation.projects.services import label_create
 from platform_core.tenancy import Tenant
 
 REPORTED = 1000  # rows each list of the report holds (it counts them all)
-# Colours for created labels whose category has none (matplotlib's ten).
-COLOURS = (
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
-)
 
 Progress = Callable[[int, int, str], None]
 Commit = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class ImportOptions:
-    """``create_labels``: make labels for unknown categories. ``proposed``: the objects await a
-    person (pre-annotations); False imports them as accepted objects."""
-
-    create_labels: bool = False
-    proposed: bool = True
-
-    @classmethod
-    def parse(cls, data: dict[str, Any]) -> ImportOptions:
-        return cls(create_labels=data.get("create_labels") is True, proposed=data.get("proposed", True) is not False)
 
 
 # --- the report ------------------------------------------------------------------------------------
@@ -171,6 +157,8 @@ class ImportReport:
 
 def report_line(report: dict[str, Any]) -> str:
     """The report in one line, as the command prints it."""
+    if report.get("format") == YOUTUBE_VIS:
+        return vis_report_line(report)
     kind = "pre-annotations" if report["proposed"] else "accepted objects"
     parts = [
         f"{report['annotations']} annotations imported as {kind}",
@@ -187,46 +175,6 @@ def report_line(report: dict[str, Any]) -> str:
         if report[key]:
             parts.append(f"{report[key]} {what}")
     return f"{report['file']}: " + ", ".join(parts)
-
-
-# --- answers ---------------------------------------------------------------------------------------
-
-
-class AnswerMap:
-    """Turns ``{question text: answer}`` into ``{question id: choice}`` for some questions."""
-
-    def __init__(self, questions: Iterable[tuple[str, Question]], about: str) -> None:
-        self.about = about
-        self.exact: dict[str, Question] = {}
-        self.folded: dict[str, Question] = {}
-        self.texts: dict[str, str] = {}  # question id -> the text the file uses for it
-        for text, question in questions:
-            self.texts.setdefault(str(question.pk), text)
-            self.exact.setdefault(text, question)
-            self.folded.setdefault(text.casefold(), question)
-
-    def map(self, attributes: dict[str, Any], where: str, report: ImportReport) -> dict[str, str]:
-        answers: dict[str, str] = {}
-        for text, value in attributes.items():
-            question = self.exact.get(text) or self.folded.get(str(text).casefold())
-            if question is None:
-                report.unmapped(where, text, value, f"{self.about} has no question of this text")
-                continue
-            choice = _choice(question, value)
-            if choice is None:
-                report.unmapped(where, text, value, f"not one of the choices of “{question.text}”")
-                continue
-            answers[str(question.pk)] = choice
-        return answers
-
-
-def _choice(question: Question, value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    if value in question.choices:
-        return value
-    folded = [choice for choice in question.choices if choice.casefold() == value.strip().casefold()]
-    return folded[0] if len(folded) == 1 else None
 
 
 # --- the run ---------------------------------------------------------------------------------------
@@ -256,9 +204,26 @@ def dataset_import_run(
     if project.organization_id != tenant.org.pk:
         raise ValueError("The project is not one of the tenant's.")
     options = ImportOptions.parse(params)
+    format_ = params.get("format") or None
+    if format_ is not None and format_ not in IMPORT_FORMATS:
+        raise ValueError(f"Unknown dataset format {format_!r}.")
     with open_dataset(params) as source:
-        run = _ImportRun(tenant, project, actor, options, source, progress)
-        return run.run(commit)
+        root = None
+        if format_ is None:
+            root = parse_json(source.json_bytes, file=source.label)
+            format_ = import_format(root)
+        if format_ == YOUTUBE_VIS:
+            root = None  # read again, whole and checked, by the YouTube-VIS reader
+            return youtube_vis_import_run(
+                tenant=tenant,
+                project=project,
+                source=source,
+                options=options,
+                actor=actor,
+                commit=commit,
+                progress=progress,
+            )
+        return _ImportRun(tenant, project, actor, options, source, progress).run(commit, root)
 
 
 class _ImportRun:
@@ -278,15 +243,17 @@ class _ImportRun:
         self.source = source
         self.progress = progress or (lambda done, total, message: None)
         self.report = ImportReport(file=source.label, proposed=options.proposed)
-        self.category_label: dict[int, str] = {}  # category id -> folded label name (existing or to create)
-        self.classification: set[str] = set()  # folded names of the project's classification labels
+        self.labels = CategoryLabels(project, create_labels=options.create_labels)
         self.answer_maps: dict[int, AnswerMap] = {}
-        self.to_create: dict[str, CocoCategory] = {}
         self.targets: dict[int, Target] = {}
 
-    def run(self, commit: Commit | None) -> dict[str, Any]:
+    def run(self, commit: Commit | None, root: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Import the file; ``root`` is its JSON when the caller parsed it already."""
         self.progress(0, 3, f"Reading {self.source.label}")
-        coco = read_coco(self.source.json_bytes, file=self.source.label, create_labels=self.options.create_labels)
+        if root is None:
+            coco = read_coco(self.source.json_bytes, file=self.source.label, create_labels=self.options.create_labels)
+        else:
+            coco = check_coco(root, file=self.source.label, create_labels=self.options.create_labels)
         self.source.json_bytes = b""  # parsed: let the bytes go
         self.report.images_in_file = len(coco.images)
         self.report.annotations_in_file = len(coco.annotations)
@@ -301,27 +268,8 @@ class _ImportRun:
     # --- planning (reads only) ------------------------------------------------------------------
 
     def _plan_labels(self, coco: CocoFile) -> None:
-        labels = {label.name.casefold(): label for label in self.project.labels.all()}
-        unknown: dict[str, str] = {}
-        for category in coco.categories.values():
-            folded = category.name.casefold()
-            label = labels.get(folded)
-            if label is not None and label.kind != Label.Kind.CLASSIFICATION:
-                self.category_label[category.id] = folded
-            elif label is not None:
-                continue  # its annotations are skipped, with the reason
-            elif self.options.create_labels:
-                self.to_create.setdefault(folded, category)
-                self.category_label[category.id] = folded
-            else:
-                unknown.setdefault(folded, category.name)
-        self.report.unknown_categories = sorted(unknown.values(), key=str.casefold)
-        self.classification = {name for name, label in labels.items() if label.kind == Label.Kind.CLASSIFICATION}
-
-    def _category_reason(self, category: CocoCategory) -> str:
-        if category.name.casefold() in self.classification:
-            return f"“{category.name}” is a classification label here: objects need a mask or box label"
-        return f"category “{category.name}” has no label in the project (create labels to import it)"
+        self.labels.plan(coco.categories.values())
+        self.report.unknown_categories = self.labels.unknown
 
     def _plan_images(self, coco: CocoFile) -> None:
         problems = Problems()
@@ -390,38 +338,19 @@ class _ImportRun:
     def _create_labels(self, coco: CocoFile) -> None:
         if not self.options.create_labels:
             return
-        used = self.project.labels.count()
-        for category in self.to_create.values():
-            colour = category.color or COLOURS[used % len(COLOURS)]
-            used += 1
-            kind = category.kind or Label.Kind.MASK
-            label = label_create(project=self.project, name=category.name, color=colour, kind=kind)
-            self.report.labels_created.append(label.name)
-            self._create_questions(category.questions, label)
+        self.labels.create(self.report)
         item_texts = {q.text.casefold() for q in self.project.questions.filter(label__isnull=True)}
         fresh = [spec for spec in coco.item_questions if spec.text.casefold() not in item_texts]
-        self._create_questions(fresh, None)
+        self.labels.create_questions(fresh, None, self.report)
         by_name = {label.name.casefold(): label for label in self.project.labels.all()}
         for spec in coco.classification_labels:
             label = by_name.get(spec.name.casefold())
             if label is None:
-                colour = spec.color or COLOURS[used % len(COLOURS)]
-                used += 1
+                colour = self.labels.next_colour(spec.color)
                 label = label_create(project=self.project, name=spec.name, color=colour, kind=Label.Kind.CLASSIFICATION)
                 by_name[spec.name.casefold()] = label
                 self.report.labels_created.append(label.name)
-                self._create_questions(spec.questions, label)
-
-    def _create_questions(self, specs: Iterable[QuestionSpec], label: Label | None) -> None:
-        seen: set[str] = set()
-        for spec in specs:
-            if spec.text.casefold() in seen:
-                continue  # the file asks the same twice: once is enough
-            seen.add(spec.text.casefold())
-            question_create(
-                project=self.project, text=spec.text, choices=spec.choices, label=label, default=spec.default
-            )
-            self.report.questions_created += 1
+                self.labels.create_questions(spec.questions, label, self.report)
 
     def _items(self, stored: list[str]) -> dict[int, MediaItem]:
         """COCO image id -> the item its annotations go on (made now for a zip's files)."""
@@ -458,18 +387,13 @@ class _ImportRun:
 
     def _answer_map(self, label: Label) -> AnswerMap:
         if label.pk not in self.answer_maps:
-            self.answer_maps[label.pk] = AnswerMap(
-                ((q.text, q) for q in label.questions.all()), about=f"the label “{label.name}”"
-            )
+            self.answer_maps[label.pk] = label_answer_map(label)
         return self.answer_maps[label.pk]
 
     def _annotations(self, coco: CocoFile, items: dict[int, MediaItem]) -> None:
         problems = Problems()
         # Each label with its questions, read once: annotation_create reads them through the label.
-        labels = {
-            label.name.casefold(): label
-            for label in self.project.labels.exclude(kind=Label.Kind.CLASSIFICATION).prefetch_related("questions")
-        }
+        labels = self.labels.object_labels()
         # Each new object goes on top of the item's others, in the file's order: the stacking is known
         # here, so annotation_create need not look for the top once per object.
         tops = dict(
@@ -484,9 +408,9 @@ class _ImportRun:
             if item is None:
                 self.report.skip_annotation(annotation, f"its image {annotation.image_id} was skipped")
                 continue
-            folded = self.category_label.get(annotation.category_id)
+            folded = self.labels.category_label.get(annotation.category_id)
             if folded is None or folded not in labels:
-                self.report.skip_annotation(annotation, self._category_reason(coco.categories[annotation.category_id]))
+                self.report.skip_annotation(annotation, self.labels.reason(coco.categories[annotation.category_id]))
                 continue
             if annotation.rle is None:
                 self.report.skip_annotation(annotation, "its mask is empty: no pixel is set")

@@ -3,18 +3,9 @@ images, as mean IoU and Dice per class and overall, and COCOeval's AP for segm a
 
 The sets
 --------
-An ``AnnotationSet`` is a project and a selection of its objects:
-
-- ``objects``: the objects people stand behind, every annotation that is not ``proposed`` (drawn by
-  hand or with the smart tool, imported, or a pre-annotation a person accepted or fixed);
-- ``preannotations``: what a model made without a person's prompt: every ``proposed`` object, and
-  every object of source ``model`` not drawn with the studio's smart tool (``drawn.tool ==
-  "smart"``, whose prompts a person gave), i.e. the pre-annotations people have accepted since.
-  No history is kept, so a pre-annotation a person fixed is seen as fixed, and an accepted or fixed
-  one is in both sets: it counts as a hit. A pre-annotation a person deleted is gone from both. The
-  scores are therefore an upper bound of the model's quality where people fixed rather than redrew.
-
-A ``Comparison`` takes a prediction set and a ground-truth set (always ``objects``):
+An ``AnnotationSet`` (``evaluation_sets``) is a project and a selection of its objects: ``objects``
+(what people stand behind) or ``preannotations`` (what a model made on its own). A ``Comparison``
+takes a prediction set and a ground-truth set (always ``objects``):
 
 - (a) an annotator's project against a reference project: ``objects`` of this project against
   ``objects`` of the reference; images are matched by their original file name. A name that is not
@@ -23,8 +14,9 @@ A ``Comparison`` takes a prediction set and a ground-truth set (always ``objects
   ``objects``. Only images people have finished (``done_at`` set) count: on an unfinished image an
   untouched proposal says nothing yet.
 
-Videos are left out (their objects are per frame); so is an object whose RLE is not at its
-image's size (counted as skipped).
+Videos are scored apart, with DAVIS' J and F per object (``video_scores``); their tables follow the
+images' (which are left out when only videos were compared). An object whose RLE is not at its
+image's size is skipped (and counted).
 
 The metrics
 -----------
@@ -59,22 +51,27 @@ from itertools import islice
 from typing import Any
 
 import numpy as np
-from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
-from django.db.models.fields.json import KeyTransform
+from django.db.models import QuerySet
 from pycocotools import mask as coco_mask
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+# The sets live in evaluation_sets; they are named here too, where callers have always found them.
+from annotation.datasets.evaluation_sets import OBJECTS as OBJECTS
+from annotation.datasets.evaluation_sets import PREANNOTATIONS as PREANNOTATIONS
+from annotation.datasets.evaluation_sets import SELECTIONS as SELECTIONS
+from annotation.datasets.evaluation_sets import (
+    SKIP_NAME,
+    AnnotationSet,
+    Comparison,
+    selected_rows,
+)
 from annotation.datasets.tables import FLOAT, INT, Column, Table
-from annotation.models import Annotation, Label, MediaItem, Project
+from annotation.datasets.video_scores import VideoEvaluation, evaluate_videos
+from annotation.models import Label, MediaItem, Project
 from platform_core.tenancy import Tenant
 
-OBJECTS = "objects"
-PREANNOTATIONS = "preannotations"
-SELECTIONS = {OBJECTS: "objects", PREANNOTATIONS: "pre-annotations"}
 ITEM_BATCH = 200
-ANNOTATION_CHUNK = 2000
 # (name, IoU threshold or None for .50:.95, COCO area range), as COCOeval.summarize's first six.
 COCO_METRICS = (
     ("AP", None, "all"),
@@ -85,44 +82,7 @@ COCO_METRICS = (
     ("APl", None, "large"),
 )
 IOU_TYPES = ("segm", "bbox")
-SKIP_NAME = "file name not unique"
 SKIP_SIZE = "different image size"
-
-
-@dataclass(frozen=True)
-class AnnotationSet:
-    project: Project
-    selection: str = OBJECTS
-
-    def __post_init__(self) -> None:
-        if self.selection not in SELECTIONS:
-            raise ValidationError(f"Unknown selection {self.selection!r}: use {' or '.join(SELECTIONS)}.")
-
-    def describe(self) -> str:
-        return f"{SELECTIONS[self.selection]} of {self.project.name}"
-
-
-@dataclass(frozen=True)
-class Comparison:
-    prediction: AnnotationSet
-    truth: AnnotationSet
-
-    def __post_init__(self) -> None:
-        if self.prediction.project.organization_id != self.truth.project.organization_id:
-            raise ValueError("Both sets must belong to one organisation.")
-        if self.truth.selection != OBJECTS:
-            raise ValidationError("The ground truth is people's objects: choose 'objects' for it.")
-
-    @property
-    def same_project(self) -> bool:
-        return self.prediction.project.pk == self.truth.project.pk
-
-    @property
-    def finished_only(self) -> bool:
-        return self.prediction.selection == PREANNOTATIONS
-
-    def describe(self) -> str:
-        return f"{self.prediction.describe()} against {self.truth.describe()}"
 
 
 @dataclass(frozen=True)
@@ -194,6 +154,7 @@ class Evaluation:
     objects_skipped: int = 0
     classes: list[ClassFigures] = field(default_factory=list)
     coco: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    videos: VideoEvaluation | None = None  # None when neither project holds a video
 
     @property
     def _scored(self) -> list[ClassFigures]:
@@ -224,7 +185,11 @@ class Evaluation:
         return f"{self.prediction} against {self.truth}"
 
     def tables(self) -> list[Table]:
-        return [self.summary_table(), self.classes_table(), self.coco_table()]
+        """The image tables (left out when only videos were compared), then the video tables."""
+        images = [self.summary_table(), self.classes_table(), self.coco_table()]
+        if self.videos is None:
+            return images
+        return (images if self.items_compared else []) + self.videos.tables()
 
     def summary_table(self) -> Table:
         note = f"Prediction: {self.prediction}; ground truth: {self.truth}"
@@ -323,6 +288,7 @@ class Evaluation:
                 for f in self.classes
             ],
             "coco": self.coco,
+            "videos": self.videos.as_dict() if self.videos else None,
         }
 
 
@@ -372,21 +338,7 @@ def _pairs(comparison: Comparison) -> tuple[list[Pair], int, Counter[str]]:
 
 
 def _selected(selection: AnnotationSet, item_ids: Sequence[int]) -> Iterator[dict[str, Any]]:
-    annotations = Annotation.objects.filter(media_id__in=list(item_ids), media__project=selection.project)
-    if selection.selection == OBJECTS:
-        annotations = annotations.filter(proposed=False)
-    else:
-        annotations = annotations.filter(Q(proposed=True) | Q(source=Annotation.Source.MODEL))
-    rows = (
-        annotations.annotate(score=KeyTransform("score", "source_detail"), tool=KeyTransform("tool", "drawn"))
-        .order_by("media_id", "z_order", "id")
-        .values("media_id", "label__name", "rle", "area", "bbox", "proposed", "score", "tool")
-        .iterator(chunk_size=ANNOTATION_CHUNK)
-    )
-    for row in rows:
-        if selection.selection == PREANNOTATIONS and not row["proposed"] and row["tool"] == "smart":
-            continue  # a person prompted the model for it: people's work
-        yield row
+    return selected_rows(selection, item_ids, "media_id", "label__name", "rle", "area", "bbox", "score")
 
 
 def _score(value: Any) -> float:
@@ -496,7 +448,8 @@ def _coco_figures(images: list[dict], names: list[str], gt: list[dict], dt: list
 
 
 def evaluate(comparison: Comparison) -> Evaluation:
-    """Score ``comparison``'s prediction set against its ground truth (see the module's text)."""
+    """Score ``comparison``'s prediction set against its ground truth (see the module's text), its
+    images here and its videos by ``video_scores``."""
     pairs, unmatched, skipped = _pairs(comparison)
     names = _class_names(comparison)
     classes = {name: ClassFigures(name) for name in names}
@@ -555,4 +508,5 @@ def evaluate(comparison: Comparison) -> Evaluation:
     result.prediction_objects, result.truth_objects = len(dt), len(gt)
     result.classes = list(classes.values())
     result.coco = _coco_figures(images, list(category), gt, dt)
+    result.videos = evaluate_videos(comparison)
     return result

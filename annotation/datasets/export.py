@@ -1,13 +1,16 @@
 """One export run: a project's items and annotations, streamed into a COCO ``.json`` file or a
-``.zip`` (mask PNGs, or COCO with the images), and the report of what it held and left out.
+``.zip`` (mask PNGs, or COCO with the images), and the report of what it held and left out. The
+video formats (YouTube-VIS, COCO-video, DAVIS) are run by ``video_export`` through the same entry.
 
 Zip layout: ``annotations/instances.json`` (COCO) or ``classes.json`` + ``masks/…`` (mask PNGs,
 see ``mask_export``), and with images ``images/<file name>``, the stored files byte for byte.
 Entries are written one by one: JSON is spooled to temporary files first and deflated into the
 zip; PNGs and images, already compressed, are stored as they are.
 
-Left out, and counted in the report: videos (YouTube-VIS is another format), pre-annotations
-awaiting a person (unless asked for), items outside accepted tasks (when only those are asked for).
+Left out, and counted in the report: videos (each listed with a note; the video formats hold them,
+so a project of both kinds exports its images as COCO and its videos as YouTube-VIS or COCO-video
+in a second export), pre-annotations awaiting a person (unless asked for), items outside accepted
+tasks (when only those are asked for).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from annotation.datasets.coco_export import (
     question_entry,
 )
 from annotation.datasets.naming import FileNames
-from annotation.datasets.options import ACCEPTED, COCO, MASKS, ExportOptions
+from annotation.datasets.options import ACCEPTED, COCO, MASKS, VIDEO_FORMATS, ExportOptions
 from annotation.datasets.selectors import (
     ExportItem,
     classification_labels,
@@ -44,6 +47,7 @@ from annotation.datasets.selectors import (
     export_stream,
     proposed_left_out,
 )
+from annotation.datasets.video_export import video_export_run, video_report_line
 from annotation.models import DatasetSplit, MediaItem, Project
 
 Progress = Callable[[int, int, str], None]
@@ -65,6 +69,8 @@ def export_check(project: Project, options: ExportOptions) -> None:
         raise ValidationError(
             {"format": f"Mask PNGs number at most {mask_export.MAX_CLASSES} labels; export this project as COCO."}
         )
+    if options.is_video and project.media_type == Project.MediaType.IMAGES:
+        raise ValidationError({"format": f"{project.name} holds images only: export it as COCO JSON or mask PNGs."})
 
 
 def dataset_export_run(
@@ -74,6 +80,8 @@ def dataset_export_run(
     COCO ``.json``); ``progress(done, total, message)`` is called after each item. Returns the
     report. ``out`` is left half-written when something fails: callers write to a scratch path."""
     export_check(project, options)
+    if options.is_video:
+        return video_export_run(project=project, options=options, out=out, progress=progress)
     with tempfile.TemporaryDirectory(prefix="dataset-export-") as scratch:
         run = _ExportRun(project, options, Path(scratch), progress)
         if options.zipped:
@@ -248,6 +256,8 @@ class _ExportRun:
 
 def report_line(report: dict[str, Any]) -> str:
     """The report in one line, as the command prints it."""
+    if report["format"] in VIDEO_FORMATS:
+        return video_report_line(report)
     parts = [
         f"{report['images']} images",
         f"{report['annotations']} annotations",

@@ -2,7 +2,7 @@
 the job, and its runner.
 
 The upload is checked at once for what can be told cheaply (a zip that is not one or is too large, a
-COCO file over the size cap, a file that is neither a zip nor a JSON object), stored under the
+JSON file over the size cap, a file that is neither a zip nor a JSON object), stored under the
 project's ``imports/`` prefix, and read by the job. The run writes everything in one transaction
 that also records the report in the job's parameters (``committed``), so a retry of a job whose run
 committed returns that report instead of importing twice, and a run that lost its job (cancelled,
@@ -26,6 +26,7 @@ from django.http import Http404
 
 from annotation.datasets.coco_import import dataset_import_run
 from annotation.datasets.coco_reading import ImportRefused, max_json_bytes
+from annotation.datasets.import_mapping import IMPORT_FORMATS
 from annotation.media_sources import validate_zip
 from annotation.models import Project
 from platform_core.jobs import JobCancelled, JobProgress, job_manager_tenant, job_runner, job_start
@@ -48,7 +49,9 @@ def _check_json_upload(uploaded_file: UploadedFile) -> None:
     limit = max_json_bytes()
     if uploaded_file.size is not None and uploaded_file.size > limit:
         raise ValidationError(
-            f"The file is {uploaded_file.size} bytes; the limit for a COCO file is {limit} bytes.", code="too_large"
+            f"The file is {uploaded_file.size} bytes; the limit for a COCO file is {limit} bytes, as for a "
+            "YouTube-VIS file.",
+            code="too_large",
         )
     uploaded_file.seek(0)
     head = uploaded_file.read(SNIFF_BYTES)
@@ -58,7 +61,8 @@ def _check_json_upload(uploaded_file: UploadedFile) -> None:
         raise ValidationError("The file is empty.", code="empty")
     if not text.startswith(b"{"):
         raise ValidationError(
-            "The file is neither a zip nor a COCO JSON file (a JSON object with images, annotations and categories).",
+            "The file is neither a zip nor a COCO JSON file (a JSON object with images, annotations and "
+            "categories) nor a YouTube-VIS one (videos, annotations and categories).",
             code="not_coco",
         )
 
@@ -71,14 +75,18 @@ def dataset_import_start(
     uploaded_file: UploadedFile,
     create_labels: bool = False,
     proposed: bool = True,
+    format: str | None = None,
 ) -> Job:
-    """Keep an uploaded COCO file (``.json``) or zip of images + COCO and start the job that
-    imports it into ``project`` (fetched through the tenancy door); owners and managers only.
+    """Keep an uploaded COCO or YouTube-VIS file (``.json``) or zip of images + COCO and start the
+    job that imports it into ``project`` (fetched through the tenancy door); owners and managers
+    only. ``format`` (``coco`` or ``youtube-vis``) says what the file is; None: the file says.
     ValidationError for a file that is plainly not importable."""
     if project.organization_id != tenant.org.pk:
         raise Http404("No such project.")
     if not tenant.can_manage:
         raise PermissionDenied("Only managers and owners import datasets.")
+    if format is not None and format not in IMPORT_FORMATS:
+        raise ValidationError(f"Unknown dataset format {str(format)[:40]!r}: use {' or '.join(IMPORT_FORMATS)}.")
     uploaded_file.seek(0)
     zipped = zipfile.is_zipfile(uploaded_file)
     uploaded_file.seek(0)
@@ -96,6 +104,8 @@ def dataset_import_start(
         "create_labels": bool(create_labels),
         "proposed": bool(proposed),
     }
+    if format is not None:
+        params["format"] = format
     try:
         with transaction.atomic():
             return job_start(organization=tenant.org, kind=KIND, params=params, created_by=actor, project=project)

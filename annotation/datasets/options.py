@@ -1,5 +1,9 @@
 """What an export may be asked for, and the one check of it (page form, API, command and the job's
-stored parameters all go through ``ExportOptions.parse``)."""
+stored parameters all go through ``ExportOptions.parse``).
+
+Formats: ``coco`` and ``masks`` hold a project's images; ``youtube-vis``, ``coco-video`` and
+``davis`` hold its videos (``video_export``). Each kind of format leaves the other kind of item out
+and counts it in the report."""
 
 from __future__ import annotations
 
@@ -11,7 +15,17 @@ from django.core.exceptions import ValidationError
 
 COCO = "coco"
 MASKS = "masks"
-FORMATS = {COCO: "COCO JSON", MASKS: "Mask PNGs"}
+YOUTUBE_VIS = "youtube-vis"
+COCO_VIDEO = "coco-video"
+DAVIS = "davis"
+FORMATS = {
+    COCO: "COCO JSON",
+    MASKS: "Mask PNGs",
+    YOUTUBE_VIS: "YouTube-VIS JSON (videos)",
+    COCO_VIDEO: "COCO-video JSON (videos)",
+    DAVIS: "DAVIS palette PNGs (videos)",
+}
+VIDEO_FORMATS = (YOUTUBE_VIS, COCO_VIDEO, DAVIS)
 
 ALL = "all"
 ACCEPTED = "accepted"
@@ -23,7 +37,7 @@ SUBSETS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """``format``: ``coco`` or ``masks``. ``polygons``: COCO segmentations as polygons instead of
+    """``format``: one of ``FORMATS``. ``polygons``: COCO segmentations as polygons instead of
     RLE (COCO only). ``include_images``: zip the stored images in. ``only``: ``all`` items, or only
     those of ``accepted`` tasks. ``include_proposed``: keep pre-annotations awaiting a person.
     ``split`` (a saved split's id) and ``subset`` (train, val or test; none: the whole split): only
@@ -46,7 +60,10 @@ class ExportOptions:
             errors["__all__"] = f"Unknown export options: {', '.join(unknown)}."
         format_ = data.get("format", COCO)
         if format_ not in FORMATS:
-            errors["format"] = f"Unknown format {str(format_)[:40]!r}: use {' or '.join(FORMATS)}."
+            errors["format"] = (
+                f"Unknown format {str(format_)[:40]!r}: use {COCO} or {MASKS} (images), "
+                f"{', '.join(VIDEO_FORMATS[:-1])} or {VIDEO_FORMATS[-1]} (videos)."
+            )
         only = data.get("only", ALL)
         if only not in ONLY:
             errors["only"] = f"Unknown choice {str(only)[:40]!r}: use {' or '.join(ONLY)}."
@@ -77,9 +94,14 @@ class ExportOptions:
         return params
 
     @property
+    def is_video(self) -> bool:
+        return self.format in VIDEO_FORMATS
+
+    @property
     def zipped(self) -> bool:
-        """Mask PNGs, and anything with images, come as one zip; COCO alone as a JSON file."""
-        return self.format == MASKS or self.include_images
+        """Mask PNGs (of images or DAVIS' of videos), and anything with images or frames, come as
+        one zip; COCO, COCO-video and YouTube-VIS alone as a JSON file."""
+        return self.format in (MASKS, DAVIS) or self.include_images
 
     @property
     def extension(self) -> str:

@@ -7,8 +7,9 @@ One URL serves it all, by its query:
   ``format=latex`` (booktabs tables; ``table=`` picks one), ``format=json``;
 - ``prediction=objects|preannotations`` with ``truth=this|<project id>``: the evaluation of this
   project's objects or pre-annotations against the objects of this project or of another one of
-  the organisation (a foreign or missing project is a 404, like any id here). With a ``format``,
-  the downloads hold the evaluation's tables too;
+  the organisation (a foreign or missing project is a 404, like any id here): images by IoU, Dice
+  and AP, videos by J and F per object. With a ``format``, the downloads hold the evaluation's
+  tables too;
 - an htmx request (the evaluation form) gets the evaluation fragment alone.
 """
 
@@ -38,12 +39,14 @@ from annotation.datasets.evaluation import (
 )
 from annotation.datasets.statistics import SIZE_CLASSES, DatasetStatistics, project_statistics
 from annotation.datasets.tables import Table, table_csv, table_latex, tables_latex, tables_zip
+from annotation.datasets.video_scores import ObjectFigures
 from annotation.models import Project
 from annotation.selectors import project_get
 from platform_core.models import Role
 from platform_core.tenancy import Tenant, member_required
 
 DOWNLOADS = ("csv", "latex", "json")
+VIDEO_CHART_BARS = 40
 THIS_PROJECT = "this"
 
 
@@ -140,6 +143,25 @@ def _evaluation_chart(evaluation: Evaluation | None) -> str:
     )
 
 
+def _video_chart(evaluation: Evaluation | None) -> str:
+    """J&F per ground-truth object (the first ``VIDEO_CHART_BARS``; the table holds them all)."""
+    videos = evaluation.videos if evaluation else None
+    scored = [o for o in videos.objects if o.jf is not None][:VIDEO_CHART_BARS] if videos else []
+    if not scored:
+        return ""
+    return bar_chart(
+        [Bar(_object_name(o), o.jf or 0.0, text=f"{o.jf:.3f}") for o in scored],
+        chart_id="chart-video-evaluation",
+        title="J&F per object",
+        scale_max=1.0,
+    )
+
+
+def _object_name(figures: ObjectFigures) -> str:
+    track = f" #{figures.track}" if figures.track is not None else ""
+    return f"{figures.video} · {figures.label}{track}"
+
+
 @member_required(role=Role.REVIEWER)
 @require_GET
 @vary_on_headers("HX-Request")
@@ -166,6 +188,7 @@ def dataset_statistics(request: HttpRequest, project_id: int) -> HttpResponse:
         "evaluation": evaluation,
         "evaluation_tables": evaluation.tables() if evaluation else [],
         "evaluation_chart": _evaluation_chart(evaluation),
+        "video_chart": _video_chart(evaluation),
         "evaluation_error": error,
         "evaluation_query": urlencode(
             {"prediction": comparison.prediction.selection, "truth": request.GET.get("truth") or THIS_PROJECT}

@@ -26,7 +26,9 @@ class Command(BaseCommand):
         "matched by file name); --evaluate-preannotations scores this project's pre-annotations (on "
         "finished images) against its people's objects, or against project ID's with --evaluate-against. "
         "Evaluation gives mean IoU and Dice per class and overall, and COCOeval AP for segm and bbox "
-        "(AP 0 for an empty prediction set; figures COCOeval leaves undefined are null / --)."
+        "(AP 0 for an empty prediction set; figures COCOeval leaves undefined are null / --); on videos (matched "
+        "by file name too), DAVIS' J, F and J&F per object and overall (tables evaluation_videos and "
+        "evaluation_video_objects), tracks paired by track number in one project, by best mean IoU across two."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

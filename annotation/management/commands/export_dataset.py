@@ -1,5 +1,5 @@
-"""manage.py export_dataset --project <id> --format coco|masks --out <path> [--include-images]
-[--only accepted] [--polygons] [--include-proposed] [--split <id> [--subset train|val|test]]"""
+"""manage.py export_dataset --project <id> --format coco|masks|youtube-vis|coco-video|davis --out <path>
+[--include-images] [--only accepted] [--polygons] [--include-proposed] [--split <id> [--subset train|val|test]]"""
 
 from __future__ import annotations
 
@@ -20,16 +20,18 @@ from annotation.models import Project
 class Command(BaseCommand):
     help = (
         "Export a project's annotations here and now (the same export as the project page's job): COCO JSON "
-        "with the stored RLE (or polygons), or mask PNGs (semantic and instance) in a zip; with "
-        "--include-images the stored images go into the zip too. --out names the file: a .json for COCO alone, "
-        "a .zip otherwise. Prints a one-line summary."
+        "with the stored RLE (or polygons), or mask PNGs (semantic and instance) in a zip; the project's videos "
+        "as YouTube-VIS or COCO-video JSON (one object per track, with per-frame boxes and centroids) or DAVIS "
+        "palette PNGs per frame in a zip. With --include-images the stored images (or frames) go into the zip "
+        "too. --out names the file: a .json for COCO, COCO-video or YouTube-VIS alone, a .zip otherwise. "
+        "Prints a one-line summary."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--project", type=int, required=True, help="the project's id")
         parser.add_argument("--format", choices=list(FORMATS), default="coco")
         parser.add_argument("--out", required=True, help="the file to write (.json, or .zip for masks or images)")
-        parser.add_argument("--include-images", action="store_true", help="zip the stored images in")
+        parser.add_argument("--include-images", action="store_true", help="zip the stored images (or frames) in")
         parser.add_argument("--only", choices=list(ONLY), default=ALL, help="'accepted': items of accepted tasks")
         parser.add_argument("--polygons", action="store_true", help="COCO segmentations as polygons, not RLE")
         parser.add_argument("--include-proposed", action="store_true", help="keep pre-annotations that await a person")

@@ -1,5 +1,5 @@
-"""manage.py import_dataset --project <id> --format coco <file.json | dataset.zip> [--create-labels]
-[--as-proposed | --as-accepted] [--user <username>]"""
+"""manage.py import_dataset --project <id> [--format coco|youtube-vis] <file.json | dataset.zip>
+[--create-labels] [--as-proposed | --as-accepted] [--user <username>]"""
 
 from __future__ import annotations
 
@@ -13,20 +13,26 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from annotation.datasets.coco_import import dataset_import_run, report_line
 from annotation.datasets.coco_reading import ImportRefused
 from annotation.datasets.command_support import command_project, command_tenant
+from annotation.datasets.import_mapping import IMPORT_FORMATS
 
 
 class Command(BaseCommand):
     help = (
-        "Import a COCO dataset into a project here and now (the same import as the project page's job): a COCO "
-        "file puts its masks (RLE or polygons) on the items of the same file name; a zip of images with one COCO "
-        "file creates the items first. Objects are pre-annotations awaiting a person unless --as-accepted. "
-        "A malformed file is refused with its first problems and nothing is imported. Prints the report."
+        "Import a COCO or YouTube-VIS dataset into a project here and now (the same import as the project page's "
+        "job): a COCO file puts its masks (RLE or polygons) on the items of the same file name; a zip of images "
+        "with one COCO file creates the items first. A YouTube-VIS file puts each track's masks on the project's "
+        "video of its frames' folder name, as a new track (a video whose frame count differs refuses the file). "
+        "Without --format the file says which it is. Objects are pre-annotations awaiting a person unless "
+        "--as-accepted. A malformed file is refused with its first problems and nothing is imported. Prints the "
+        "report."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("path", help="a COCO .json file, or a .zip of images with one COCO file")
+        parser.add_argument("path", help="a COCO or YouTube-VIS .json file, or a .zip of images with one COCO file")
         parser.add_argument("--project", type=int, required=True, help="the project's id")
-        parser.add_argument("--format", choices=["coco"], default="coco", help="the dataset's format (COCO)")
+        parser.add_argument(
+            "--format", choices=list(IMPORT_FORMATS), help="the dataset's format (default: what the file holds)"
+        )
         parser.add_argument("--create-labels", action="store_true", help="create labels for unknown categories")
         mode = parser.add_mutually_exclusive_group()
         mode.add_argument(
@@ -49,6 +55,8 @@ class Command(BaseCommand):
             "create_labels": options["create_labels"],
             "proposed": options["proposed"],
         }
+        if options["format"]:
+            params["format"] = options["format"]
         try:
             report = dataset_import_run(
                 tenant=tenant, project=project, params=params, actor=user, progress=self._progress
