@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from annotation import media_delivery, views
+from annotation import media_delivery, video_previews, views
 from annotation.datasets import statistics_views, transfer_views
 from annotation.datasets import views as dataset_views
 from annotation.projects import gallery
@@ -39,6 +39,11 @@ urlpatterns = [
     path(project + "media/import/", gallery.media_import, name="media_import"),
     # a video's frames, beside its file and thumbnail (platform_core.urls)
     path("media/<int:video_id>/frames/<int:frame>.jpg", media_delivery.media_frame, name="media_frame"),
+    path(
+        "media/<int:video_id>/frames/<int:frame>/preview.jpg",
+        video_previews.media_frame_preview,
+        name="media_frame_preview",
+    ),
     # tasks
     path(project + "tasks/", task_views.project_tasks, name="project_tasks"),
     path("tasks/", task_views.my_tasks, name="my_tasks"),

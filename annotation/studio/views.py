@@ -3,7 +3,9 @@ object list, per-object and per-item questions, and < > >> navigation through th
 
 The page is rendered here; the canvas module (static/js/studio/) reads and writes the item's
 annotations through the studio websocket when it connects, else through the REST API. Enter there
-posts the per-item answers back to this view, which marks the item done and moves on."""
+posts the per-item answers back to this view, which marks the item done and moves on. On a video
+the page adds its timeline player: frames, playback, tracks and propagation (static/js/studio/
+timeline.js and the modules it loads)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from django.views.decorators.http import require_http_methods
 
 from annotation.models import MediaItem, Task
 from annotation.selectors import item_questions
-from annotation.studio.selectors import smart_tool, studio_labels
+from annotation.studio.selectors import smart_tool, studio_labels, video_timeline
 from annotation.tasks import selectors as task_selectors
 from annotation.tasks.views import item_save_and_go_on
 from platform_core.tenancy import member_required
@@ -44,6 +46,7 @@ def _studio_url(org_slug: str, task_id: int, media_id: int | None) -> str | None
 def _page_data(request: HttpRequest, task: Task, item: MediaItem, labels: list, nav: dict) -> dict[str, Any]:
     """What the canvas module needs, handed over in a json_script element (the CSP allows no inline script)."""
     slug = request.tenant.org.slug
+    video = video_timeline(item, slug)
     return {
         "org": slug,
         "taskId": task.pk,
@@ -68,7 +71,8 @@ def _page_data(request: HttpRequest, task: Task, item: MediaItem, labels: list, 
             for index, label in enumerate(labels)
         ],
         "nav": {key: _studio_url(slug, task.pk, nav[key]) for key in ("previous", "next", "next_open")},
-        "smart": smart_tool(task.project),
+        "smart": smart_tool(task.project, video=video is not None),
+        "video": video,
     }
 
 

@@ -53,6 +53,7 @@ export class MaskLayer {
     this.colourOf = colourOf; // label id -> "#rrggbb"
     this.opacity = 0.45;
     this.hideAll = false;
+    this.suspended = false; // a video playing: its frames come with their masks drawn in
     this.selected = null; // key of the selected object
     this.sprites = new Map(); // key -> {counts, colour, sprite}
   }
@@ -71,7 +72,7 @@ export class MaskLayer {
   }
 
   visible(object) {
-    return !this.hideAll && !object.hidden;
+    return !this.hideAll && !this.suspended && !object.hidden;
   }
 
   draw(ctx) {

@@ -15,7 +15,12 @@
 //   acceptAll()               -> Promise<payload[]>    every pre-annotation of the item
 //   prompt(message)           -> Promise<mask reply>   the smart tool: the model's mask, saved by the server
 //                                                      (rejects over REST: prompts need the socket)
-//   onEvent(callback)         others' changes: {type: "annotation", annotation} | {type: "annotation_deleted", id}
+//   videoPrompt(message)      -> Promise<mask reply>   the same on a video frame (`video_prompt`)
+//   propagate(message)        -> Promise<run reply>    a propagation run on a video (socket only)
+//   stop(job)                                          ask a run to stop (its `run` frame says when)
+//   onEvent(callback)         others' changes: {type: "annotation", annotation} | {type: "annotation_deleted", id};
+//                             on a video also {type: "video_frame", …}, {type: "run", …} and errors
+//                             that answer no pending request
 //   onClose(callback)         the transport stopped working (the socket dropped)
 //   close()
 // Errors are TransportError {code, message, current}: code "conflict" (current: the stored payload),
@@ -33,6 +38,8 @@ export function maskPayload(reply) {
     drawn: reply.drawn || {},
     answers: reply.answers || {},
     z_order: reply.z_order ?? 0,
+    frame: reply.frame ?? null,
+    track: reply.track ?? null,
     source: "model",
     author: reply.author ?? null,
   };
@@ -61,6 +68,9 @@ function restMessage(body, status) {
 
 const STATUS_CODES = { 400: "invalid", 403: "forbidden", 404: "not_found", 409: "conflict", 413: "too_large" };
 const KEEPALIVE_LIMIT = 60_000; // browsers cap keepalive bodies at 64 KiB in all
+// Socket frames that answer no request: others' changes, and a video's propagation runs (an error
+// for a request nobody waits for, such as a stop, is passed on too).
+const EVENT_TYPES = new Set(["annotation", "annotation_deleted", "video_frame", "run", "error"]);
 
 /** The annotation REST endpoints: GET / POST on the list, PATCH / DELETE (with version) on one. */
 export class RestTransport {
@@ -125,6 +135,16 @@ export class RestTransport {
     return Promise.reject(new TransportError("unavailable", "The smart tool needs the studio's live connection."));
   }
 
+  videoPrompt() {
+    return this.prompt();
+  }
+
+  propagate() {
+    return Promise.reject(new TransportError("unavailable", "Propagation needs the studio's live connection."));
+  }
+
+  stop() {}
+
   accept(id, version) {
     return this._request("POST", `${this.url}${id}/accept/`, { version });
   }
@@ -177,12 +197,19 @@ export class SocketTransport {
       } else waiting.resolve(message);
       return;
     }
-    if (message.type === "annotation" || message.type === "annotation_deleted") {
+    if (EVENT_TYPES.has(message.type)) {
       for (const callback of this.eventCallbacks) callback(message);
     } else if (message.type === "mask" && message.object_id != null) {
       // A mask that came after its prompt had timed out: it was saved all the same, so show it.
       for (const callback of this.eventCallbacks) callback({ type: "annotation", annotation: maskPayload(message) });
     }
+  }
+
+  /** Send without waiting for an answer (what comes back arrives as events). */
+  _post(message) {
+    if (this.socket.readyState !== WebSocket.OPEN) return false;
+    this.socket.send(JSON.stringify({ ...message, request_id: `r${this.nextId++}` }));
+    return true;
   }
 
   _send(message) {
@@ -212,6 +239,18 @@ export class SocketTransport {
 
   prompt(message) {
     return this._send({ ...message, type: "prompt" });
+  }
+
+  videoPrompt(message) {
+    return this._send({ ...message, type: "video_prompt" });
+  }
+
+  propagate(message) {
+    return this._send({ ...message, type: "propagate" });
+  }
+
+  stop(job) {
+    return this._post({ type: "stop", job });
   }
 
   async accept(id, version) {
@@ -269,6 +308,7 @@ export function connectTransport({ socketPath, rest, timeoutMs = 8000 }) {
 // --- the objects ---------------------------------------------------------------------------------------
 
 const FIELDS = ["label", "rle", "drawn", "answers", "z_order"];
+const VIDEO_FIELDS = [...FIELDS, "frame", "track"];
 const RETRIES = 6;
 
 function copy(value) {
@@ -276,9 +316,13 @@ function copy(value) {
 }
 
 export class Store extends EventTarget {
-  constructor({ transport, rest = null, height, width }) {
+  /** `frame`: null on an image; on a video the frame shown, whose objects `ordered()` gives (every
+   * frame's objects are held, `all()`), and each object's frame and track are written with it. */
+  constructor({ transport, rest = null, height, width, frame = null }) {
     super();
     this.transport = transport;
+    this.frame = frame;
+    this.fields = frame === null ? FIELDS : VIDEO_FIELDS;
     this.rest = rest; // for what the socket refuses as too large (REST takes larger bodies)
     this.height = height;
     this.width = width;
@@ -310,14 +354,26 @@ export class Store extends EventTarget {
     this._changed();
   }
 
-  /** Objects drawn bottom to top (z_order, then id, new ones last). */
+  /** Objects drawn bottom to top (z_order, then id, new ones last); on a video, the shown frame's. */
   ordered() {
     if (!this._ordered) {
       this._ordered = [...this.objects.values()]
-        .filter((o) => !o.deleted)
+        .filter((o) => !o.deleted && (this.frame === null || o.frame === this.frame))
         .sort((a, b) => a.z_order - b.z_order || (a.id ?? Infinity) - (b.id ?? Infinity) || a.key - b.key);
     }
     return this._ordered;
+  }
+
+  /** Every object of the item, on every frame of a video. */
+  all() {
+    return [...this.objects.values()].filter((o) => !o.deleted);
+  }
+
+  /** Show another frame of a video: `ordered()` and everything drawn follow it. */
+  setFrame(frame) {
+    if (frame === this.frame) return;
+    this.frame = frame;
+    this._changed();
   }
 
   get(key) {
@@ -335,7 +391,7 @@ export class Store extends EventTarget {
     const object = this.get(key);
     if (!object) return null;
     const snap = {};
-    for (const field of FIELDS) snap[field] = copy(object[field]);
+    for (const field of this.fields) snap[field] = copy(object[field]);
     return snap;
   }
 
@@ -520,6 +576,8 @@ export class Store extends EventTarget {
       drawn: payload.drawn || {},
       answers: payload.answers || {},
       z_order: payload.z_order ?? 0,
+      frame: payload.frame ?? null,
+      track: payload.track ?? null,
     });
   }
 
@@ -568,7 +626,7 @@ export class Store extends EventTarget {
         } else this._queue(key); // restored while its deletion was on the way: create it again
       } else {
         const sent = { id: object.id, version: object.version };
-        for (const field of FIELDS) sent[field] = object[field];
+        for (const field of this.fields) sent[field] = object[field];
         const payload = await transport.save(sent);
         const changedSince = object.queued || object.deleted;
         // A write over REST comes back to this page's socket too, perhaps before this answer: keep
@@ -641,6 +699,7 @@ export class Store extends EventTarget {
   }
 
   _remote(event) {
+    if (event.type !== "annotation" && event.type !== "annotation_deleted") return; // a run's progress and such
     if (event.type === "annotation") {
       const payload = event.annotation;
       const object = this.byId(payload.id);

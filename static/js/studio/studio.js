@@ -1,12 +1,14 @@
 // The studio page's module: wires the viewer, the masks, the tools, the store and its transport,
 // undo / redo, the side panels and the keyboard together. The page's data comes from the
-// json_script element #studio-data (the CSP allows no inline script).
+// json_script element #studio-data (the CSP allows no inline script). On a video item the
+// timeline player (timeline.js) picks the frame shown and edited.
 //
 // `ready` resolves to the running Studio once the item's annotations are loaded.
 
 import { History } from "./history.js";
 import { MaskLayer } from "./masks.js";
 import { RestTransport, Store, connectTransport } from "./store.js";
+import { VideoTimeline } from "./timeline.js";
 import { BoxTool } from "./tools/box.js";
 import { BRUSH_SIZES, BrushTool } from "./tools/brush.js";
 import { PolygonTool } from "./tools/polygon.js";
@@ -40,16 +42,20 @@ export class Studio {
     this.pendingNext = null;
     this.conflictKey = null;
     this.leaving = false;
+    this.video = data.video ? new VideoTimeline(this, data.video, $("#timeline", root)) : null;
   }
 
   async start() {
-    this._loadImage();
+    if (this.video) this.video.begin();
+    else this._loadImage();
     this.rest = new RestTransport({ url: this.data.annotationsUrl, csrfToken: this.csrfToken });
     const transport = await connectTransport({ socketPath: this.data.socketPath, rest: this.rest });
-    this.store = new Store({ transport, rest: this.rest, height: this.data.height, width: this.data.width });
+    const frame = this.video ? this.video.frame : null;
+    this.store = new Store({ transport, rest: this.rest, height: this.data.height, width: this.data.width, frame });
     this.history = new History(this.store);
     this.masks = new MaskLayer(this.store, (id) => this.colourOf(id));
     this.viewer.layers.push(this.masks);
+    this.video?.attach(this.store);
     this.viewer.overlays.push({ draw: (ctx, viewer) => this._drawOverlay(ctx, viewer) });
     const vertices = new VertexEditor(this);
     this.tools = {
@@ -101,14 +107,18 @@ export class Studio {
     return false;
   }
 
-  select(key) {
+  /** Select an object (null: none). On a video the selected object's track is the one new objects
+   * join; `keepTrack` keeps it when the timeline selects on another frame. */
+  select(key, { keepTrack = false } = {}) {
     this.selected = this.store.get(key) ? key : null;
     this.masks.selected = this.selected;
+    this.video?.selected(this.store.get(this.selected), keepTrack);
     this._refresh();
   }
 
-  /** Add an object, remembered for undo; returns its key. */
+  /** Add an object, remembered for undo; returns its key. On a video it goes on the frame shown. */
   createObject(fields, what) {
+    if (this.video) fields = this.video.placeNew(fields);
     const label = this.labels.get(fields.label);
     const answers = {};
     for (const question of label?.questions || []) if (question.default) answers[question.id] = question.default;
@@ -219,12 +229,14 @@ export class Studio {
   undo() {
     const step = this.history.undo();
     this.hint(step ? `Undone: ${step.what}.` : "Nothing to undo.");
+    if (step) this.video?.reveal(step.key);
     if (step && this.store.get(step.key)) this.select(step.key);
   }
 
   redo() {
     const step = this.history.redo();
     this.hint(step ? `Redone: ${step.what}.` : "Nothing to redo.");
+    if (step) this.video?.reveal(step.key);
     if (step && this.store.get(step.key)) this.select(step.key);
   }
 
@@ -265,28 +277,11 @@ export class Studio {
   // --- drawing the overlay ------------------------------------------------------------------------
 
   _drawOverlay(ctx, viewer) {
-    // Pre-annotations: a dashed box and a keypoint at the centroid, in the label's colour.
-    for (const proposed of this.store.proposed()) {
-      if (!this.masks.visible(proposed)) continue;
-      const box = this.masks.boxOf(proposed);
-      const centre = this.masks.centroidOf(proposed);
-      if (!box || !centre) continue;
-      const colour = this.colourOf(proposed.label);
-      const [x0, y0] = viewer.toDisplay(box[0], box[1]);
-      const [x1, y1] = viewer.toDisplay(box[0] + box[2], box[1] + box[3]);
-      ctx.setLineDash([3, 3]);
-      ctx.lineWidth = 1.5;
-      ctx.strokeStyle = colour;
-      ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
-      ctx.setLineDash([]);
-      const [cx, cy] = viewer.toDisplay(centre[0], centre[1]);
-      ctx.beginPath();
-      ctx.arc(cx, cy, 4, 0, Math.PI * 2);
-      ctx.fillStyle = colour;
-      ctx.fill();
-      ctx.strokeStyle = "#ffffff";
-      ctx.stroke();
-    }
+    // Pre-annotations: a dashed box and a keypoint at the centroid, in the label's colour; on a
+    // video every object of the frame has its box (solid) and centroid, as its track is followed.
+    for (const proposed of this.store.proposed()) this._drawBoxAndCentre(ctx, viewer, proposed, [3, 3]);
+    const tracked = this.video ? this.store.ordered().filter((object) => !object.proposed) : [];
+    for (const object of tracked) this._drawBoxAndCentre(ctx, viewer, object, []);
     const object = this.store.get(this.selected);
     if (object && this.masks.visible(object)) {
       const box = this.masks.boxOf(object);
@@ -301,6 +296,28 @@ export class Studio {
       }
     }
     this.tool?.draw?.(ctx, viewer);
+  }
+
+  _drawBoxAndCentre(ctx, viewer, object, dash) {
+    if (!this.masks.visible(object)) return;
+    const box = this.masks.boxOf(object);
+    const centre = this.masks.centroidOf(object);
+    if (!box || !centre) return;
+    const colour = this.colourOf(object.label);
+    const [x0, y0] = viewer.toDisplay(box[0], box[1]);
+    const [x1, y1] = viewer.toDisplay(box[0] + box[2], box[1] + box[3]);
+    ctx.setLineDash(dash);
+    ctx.lineWidth = 1.5;
+    ctx.strokeStyle = colour;
+    ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
+    ctx.setLineDash([]);
+    const [cx, cy] = viewer.toDisplay(centre[0], centre[1]);
+    ctx.beginPath();
+    ctx.arc(cx, cy, 4, 0, Math.PI * 2);
+    ctx.fillStyle = colour;
+    ctx.fill();
+    ctx.strokeStyle = "#ffffff";
+    ctx.stroke();
   }
 
   // --- panels ---------------------------------------------------------------------------------------
@@ -410,7 +427,8 @@ export class Studio {
         row.dataset.key = String(object.key);
       }
       const label = this.labels.get(object.label);
-      const name = `${label?.name || "?"} ${object.id != null ? `#${object.id}` : "(new)"}`;
+      const track = object.track != null ? ` · track ${object.track}` : "";
+      const name = `${label?.name || "?"} ${object.id != null ? `#${object.id}` : "(new)"}${track}`;
       row.querySelector(".object-name").textContent = name;
       row.classList.toggle("proposed", Boolean(object.proposed));
       row.querySelector("[data-action=accept]").hidden = !object.proposed;
@@ -504,6 +522,7 @@ export class Studio {
   }
 
   _wireTransport(transport) {
+    this.video?.listen(transport);
     transport.onClose(() => {
       // The socket dropped: go on over REST, and try the socket again later.
       this.store.setTransport(this.rest);
@@ -573,7 +592,8 @@ export class Studio {
     if (key === "Enter" && target instanceof HTMLElement && target.closest("a[href], button, summary")) return;
     const lower = key.length === 1 ? key.toLowerCase() : key;
     let handled = true;
-    if (/^[1-9]$/.test(key)) {
+    if (this.video?.key(event)) handled = true; // ← → (Shift: by 10), Home, End, M on a video
+    else if (/^[1-9]$/.test(key)) {
       const label = this.data.labels[Number(key) - 1];
       if (label) this.setLabel(label.id);
     } else if (TOOL_KEYS[lower]) this.setTool(TOOL_KEYS[lower]);

@@ -6,8 +6,9 @@
 //
 // The object's prompts live in its `drawn` ({tool: "smart", model, points, box}), so undoing a
 // prompt brings back the previous prompts with the previous mask, and the next click goes on from
-// there. The model is chosen in the #smart-model picker; the page data's `smart` (from
-// annotation.studio.selectors.smart_tool) lists the models and the default.
+// there. On a video the prompt is a `video_prompt` on the frame shown. The model is chosen in the
+// #smart-model picker; the page data's `smart` (from annotation.studio.selectors.smart_tool) lists
+// the models and the default.
 
 import { maskPayload } from "../store.js";
 import { clampToImage, roundPoint } from "./geometry.js";
@@ -119,14 +120,18 @@ export class SmartTool {
       if (key != null) await studio.store.settled(key); // a change of ours on its way: its version first
       const object = key != null ? studio.store.get(key) : null;
       if (key != null && !object) throw new Error("The object was deleted; click again to start a new one.");
-      const reply = await studio.store.transport.prompt({
+      const message = {
         model: this.model,
         label_id: object ? null : studio.activeLabel,
         object_id: object ? object.id : null,
         version: object ? object.version : null,
         points: prompts.points,
         box: prompts.box,
-      });
+      };
+      // On a video the prompt is on the frame shown, to the video model (timeline.js).
+      const reply = await (studio.video
+        ? studio.video.prompt(message, object)
+        : studio.store.transport.prompt(message));
       const before = object ? studio.store.snapshot(key) : null;
       const saved = studio.store.applySaved(object ? key : null, maskPayload(reply));
       studio.history.record(saved, before, studio.store.snapshot(saved), object ? "smart prompt" : "smart object");
