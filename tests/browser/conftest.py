@@ -129,6 +129,24 @@ def _test_database_url() -> str:
     return urllib.parse.urlunsplit(url._replace(path="/" + urllib.parse.quote(str(name))))
 
 
+def server_environment(extra: dict[str, str]) -> dict[str, str]:
+    """The environment of a server process beside a test (daphne, a job worker): this test's
+    database, data folder, secret and channel layer (REDIS_URL when the run names one), plus
+    ``extra``."""
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="tests.browser.server_settings",
+        DEBUG="1",  # static files from the finders, as in the tests
+        SECURE_COOKIES="0",
+        LOG_LEVEL="WARNING",
+        SECRET_KEY=settings.SECRET_KEY,
+        DATA_DIR=str(settings.DATA_DIR),
+        DATABASE_URL=_test_database_url(),
+    )
+    env.update(extra)
+    return env
+
+
 @pytest.fixture
 def daphne_env() -> dict[str, str]:
     """More environment for the daphne of ``daphne_server``; a test module overrides it."""
@@ -141,16 +159,5 @@ def daphne_server(transactional_db: None, tmp_path: Path, daphne_env: dict[str, 
     layer (REDIS_URL when the run names one): pages get their websockets, unlike on Django's
     live_server, and what the test stores is what the server reads. It stops before the test's
     database is emptied (the flush would wait on its connections)."""
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="tests.browser.server_settings",
-        DEBUG="1",  # static files from the finders, as in the tests
-        SECURE_COOKIES="0",
-        LOG_LEVEL="WARNING",
-        SECRET_KEY=settings.SECRET_KEY,
-        DATA_DIR=str(settings.DATA_DIR),
-        DATABASE_URL=_test_database_url(),
-    )
-    env.update(daphne_env)
-    with daphne(env, tmp_path / "daphne.log") as base:
+    with daphne(server_environment(daphne_env), tmp_path / "daphne.log") as base:
         yield base

@@ -3,15 +3,21 @@ square moving over a dark background): the frame count shown, → and the frame 
 frame (the picture on the canvas with them), playback through every frame in order, a box drawn on
 frame 0 saved with its frame and a track, the strip and the track view marking it, the same track
 continued on a later frame, the strip following what others change (the socket's events), and
-previews with the masks drawn in while playing. Then propagation
-over the socket, as the video protocol describes it (annotation/studio/consumers.py)."""
+previews with the masks drawn in while playing. Then the issue's whole video flow: the clip uploaded
+from the project page and opened in the studio from the gallery, an object clicked on frame 0 and
+propagated over the socket frame by frame (annotation/studio/consumers.py), a later frame corrected
+and propagated again, and the project exported as YouTube-VIS by the job worker, the downloaded file
+checked as a loader checks it and against the stored masks."""
 
 from __future__ import annotations
 
 import io
+import json
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import av
@@ -20,9 +26,12 @@ import pytest
 from playwright.sync_api import expect
 from pycocotools import mask as coco_mask
 
+from annotation.datasets.youtube_vis_reading import check_youtube_vis
+from annotation.masks import mask_decode
 from annotation.models import Annotation, MediaItem, Project
 from annotation.video_services import media_create_video
-from tests.browser.conftest import in_own_thread
+from tests.browser.conftest import in_own_thread, server_environment
+from tests.browser.job_worker import db_worker
 from tests.browser.test_hardening import watch
 from tests.browser.test_studio import STUDIO, at, decode, drag, idle
 from tests.browser.test_studio_flow import live
@@ -55,12 +64,28 @@ def moving_square() -> bytes:
 
 
 @pytest.fixture
-def video(world: Any) -> MediaItem:
-    """The clip as an item of the annotator's task."""
+def videos_project(world: Any) -> Project:
+    """The demo project, taking images and videos."""
     project = world.demo.project
     project.media_type = Project.MediaType.BOTH
     project.save(update_fields=["media_type"])
-    item = media_create_video(project=project, name="square.mp4", data=moving_square(), uploaded_by=world.manager)
+    return project
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    """The clip as a file to upload."""
+    path = tmp_path / "square.mp4"
+    path.write_bytes(moving_square())
+    return path
+
+
+@pytest.fixture
+def video(world: Any, videos_project: Project) -> MediaItem:
+    """The clip as an item of the annotator's task."""
+    item = media_create_video(
+        project=videos_project, name="square.mp4", data=moving_square(), uploaded_by=world.manager
+    )
     MediaItem.objects.filter(pk=item.pk).update(task=world.demo.task)
     return item
 
@@ -278,29 +303,112 @@ def test_it_plays_steps_and_draws_on_the_frames_of_a_video(
     assert errors == []
 
 
-def socket_takes(page: Any, kind: str) -> bool:
-    """Whether the studio socket knows a message type (an empty one is refused as invalid, not unknown)."""
-    code = page.evaluate(
-        f"""{STUDIO}.then((s) => s.store.transport._send({{type: "{kind}"}}).then(() => "ok", (e) => e.code))"""
+# --- the issue's test: upload, click, propagate, correct, propagate again, export ---------------------
+
+
+@pytest.fixture
+def job_worker(daphne_server: str, daphne_env: dict[str, str], tmp_path: Path) -> Iterator[Path]:
+    """``manage.py db_worker`` beside the test's daphne; yields its log."""
+    log = tmp_path / "db_worker.log"
+    with db_worker(server_environment(daphne_env), log):
+        yield log
+
+
+def upload_from_project_page(page: Any, base: str, project: Project, clip: Path) -> MediaItem:
+    """The manager chooses the clip in the project page's drop zone; the gallery shows it ready."""
+    sign_in(page, base, "manager")
+    page.get_by_role("link", name=project.name, exact=True).first.click()
+    page.wait_for_url(re.compile(rf"/projects/{project.pk}/$"))
+    page.wait_for_load_state("load")  # upload.js is a deferred script
+    with page.expect_file_chooser() as chooser:
+        page.locator("#dropzone").get_by_text("choose files").click()
+    chooser.value.set_files(str(clip))
+    expect(page.locator("#upload-summary")).to_have_text("1 of 1 file · 1 stored")
+    tile = page.locator("#gallery li", has_text=clip.name)
+    # Ready: the badge has no state after the frame count (a clip being extracted says "processing").
+    expect(tile.get_by_test_id("video-badge")).to_have_text(f"video · {FRAMES} frames")
+    item = in_own_thread(lambda: MediaItem.objects.get(project=project, original_name=clip.name))
+    assert (item.kind, item.state, item.frame_count, item.width, item.height) == ("video", "ready", FRAMES, W, H)
+    return item
+
+
+def open_in_studio_from_gallery(page: Any, clip: Path) -> None:
+    """The clip selected in the gallery becomes a task of its own, opened in the studio."""
+    page.get_by_label(f"Select {clip.name}").check()
+    page.get_by_role("button", name="Make a task of the selection").click()
+    made = page.locator(".messages").get_by_text(re.compile(r"^Made .+ from the selection\.$"))
+    task_name = re.match(r"Made (.+) from the selection\.", made.inner_text()).group(1)
+    page.get_by_test_id("task-table").get_by_role("link", name=task_name, exact=True).click()
+    page.get_by_role("link", name="Open in the studio").click()
+    page.wait_for_url(re.compile(r"/studio/$"))
+    live(page)
+    expect(page.get_by_test_id("studio-status")).to_have_text("All changes saved")
+    page.evaluate(
+        f"""{STUDIO}.then((s) => {{
+          window.__frames = [];
+          s.video.addEventListener("frame", () => window.__frames.push(s.video.frame));
+          s.store.transport.onEvent((m) => {{
+            if (m.type === "video_frame") (window.__videoFrames ||= []).push(m.frame);
+            if (m.type === "run") (window.__runs ||= []).push(m.state);
+          }});
+        }})"""
     )
-    return code != "unknown_type"
 
 
-def test_it_propagates_a_clicked_object_frame_by_frame_and_again_after_a_correction(
-    world: Any, video: MediaItem, daphne_server: str, page: Any
+def propagate_forward(page: Any, what: str) -> None:
+    page.evaluate("window.__frames = []; window.__videoFrames = []; window.__runs = []")
+    page.get_by_test_id("propagate-forward").click()
+    wait_until(lambda: page.evaluate("window.__runs")[-1:] == ["succeeded"], what, 120)
+
+
+def export_youtube_vis(page: Any, base: str, project: Project, worker_log: Path) -> dict[str, Any]:
+    """YouTube-VIS from the project page's Export form; the job's page offers the file once the
+    worker is done with it. Returns the downloaded file, parsed."""
+    page.goto(f"{base}/o/demo-lab/projects/{project.pk}/")
+    export = page.get_by_test_id("export")
+    export.locator("summary").click()
+    export.get_by_label("Format").select_option("youtube-vis")
+    export.get_by_role("button", name="Export").click()
+    page.wait_for_url(re.compile(r"/jobs/\d+/$"))
+    badge = page.locator("#job-status [data-job-state]")
+
+    def finished() -> str | None:
+        state = badge.get_attribute("data-state")
+        return state if state not in ("queued", "running") else None
+
+    state = wait_until(finished, "the export job to finish", 120)
+    assert state == "succeeded", f"{page.locator('#job-status').inner_text()}\n{worker_log.read_text()[-3000:]}"
+    with page.expect_download() as download:
+        page.get_by_test_id("job-result").click()
+    assert download.value.suggested_filename.endswith(".json")
+    return json.loads(Path(download.value.path()).read_text())
+
+
+def check_export(data: dict[str, Any], item: MediaItem, track: int) -> None:
+    """What a loader checks, then the file against the stored masks: one video of the clip's
+    length, one track, each frame's segmentation the stored mask of that frame (null where none)."""
+    assert check_youtube_vis(data) == []
+    [video] = data["videos"]
+    assert (video["id"], video["length"], video["width"], video["height"]) == (item.pk, FRAMES, W, H)
+    assert len(video["file_names"]) == FRAMES
+    [entry] = data["annotations"]
+    assert (entry["video_id"], entry["track"], entry["length"]) == (item.pk, track, FRAMES)
+    masks = {a.frame: a.rle for a in stored(item) if a.track == track}
+    for frame, segmentation in enumerate(entry["segmentations"]):
+        if frame not in masks:
+            assert segmentation is entry["bboxes"][frame] is entry["areas"][frame] is None, frame
+            continue
+        assert segmentation["size"] == [H, W]
+        assert np.array_equal(mask_decode(segmentation), mask_decode(masks[frame])), frame
+        assert entry["areas"][frame] == int(mask_decode(masks[frame]).sum())
+
+
+def test_it_takes_an_uploaded_clip_through_propagation_a_correction_and_a_youtube_vis_export(
+    world: Any, videos_project: Project, clip: Path, daphne_server: str, job_worker: Path, page: Any
 ) -> None:
     errors = watch(page)
-    open_video(page, world, daphne_server, video)
-    if not (socket_takes(page, "video_prompt") and socket_takes(page, "propagate")):
-        pytest.skip(
-            "The studio socket does not take video_prompt / propagate yet (the server side of the video protocol)."
-        )
-    page.evaluate(
-        f"""{STUDIO}.then((s) => s.store.transport.onEvent((m) => {{
-          if (m.type === "video_frame") (window.__videoFrames ||= []).push(m.frame);
-          if (m.type === "run") (window.__runs ||= []).push(m.state);
-        }}))"""
-    )
+    video = upload_from_project_page(page, daphne_server, videos_project, clip)
+    open_in_studio_from_gallery(page, clip)
     shows(page, 0)
     # A click on the square with the smart tool (the optical-flow fallback: GrabCut on this frame).
     expect(page.get_by_test_id("smart-model")).to_have_value("optical-flow")
@@ -315,9 +423,7 @@ def test_it_propagates_a_clicked_object_frame_by_frame_and_again_after_a_correct
 
     # Forward from frame 0: each frame's mask arrives, in order, and the playhead follows it.
     expect(page.get_by_test_id("propagate-model")).to_have_value("optical-flow")
-    page.evaluate("window.__frames = []")
-    page.get_by_test_id("propagate-forward").click()
-    wait_until(lambda: page.evaluate("window.__runs || []")[-1:] == ["succeeded"], "the run's end", 120)
+    propagate_forward(page, "the run's end")
     # The start frame first (its mask from the prompt), then each later one as it is made.
     assert page.evaluate("window.__videoFrames") == list(range(FRAMES))
     assert page.evaluate("window.__frames") == list(range(1, FRAMES))  # "Follow" took the playhead along
@@ -342,9 +448,7 @@ def test_it_propagates_a_clicked_object_frame_by_frame_and_again_after_a_correct
     corrected = {a.frame: a.version for a in stored(video)}
     assert corrected[3] == before[3] + 1
     correction = stored(video)[3].rle
-    page.evaluate("window.__videoFrames = []; window.__runs = []")
-    page.get_by_test_id("propagate-forward").click()
-    wait_until(lambda: page.evaluate("window.__runs || []")[-1:] == ["succeeded"], "the second run's end", 120)
+    propagate_forward(page, "the second run's end")
     # The run starts on the corrected frame (its mask kept as the seed) and carries it on.
     assert page.evaluate("window.__videoFrames") == list(range(3, FRAMES))
     after = {a.frame: a.version for a in stored(video)}
@@ -352,5 +456,18 @@ def test_it_propagates_a_clicked_object_frame_by_frame_and_again_after_a_correct
     assert all(after[f] == corrected[f] for f in range(3))
     kept = stored(video)[3].rle
     assert np.array_equal(decode(kept), decode(correction)), (kept, correction)
+
+    # The object is taken off the last frame (selected, Delete): the export has null there.
+    shows(page, FRAMES - 1)
+    xl, yl = square_at(FRAMES - 1)
+    page.keyboard.press("v")
+    page.mouse.click(*at(page, xl + SIDE / 2, yl + SIDE / 2))
+    page.keyboard.press("Delete")
+    idle(page)
+    assert [a.frame for a in stored(video)] == list(range(FRAMES - 1))
+    wait_until(lambda: strip_frames(page, str(track)) == ",".join(map(str, range(FRAMES - 1))), "the strip without it")
+    assert page.evaluate("window.__cspViolations") == []
+
+    check_export(export_youtube_vis(page, daphne_server, videos_project, job_worker), video, track)
     assert page.evaluate("window.__cspViolations") == []
     assert errors == []
