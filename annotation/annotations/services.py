@@ -170,8 +170,9 @@ def annotation_create(
     proposed: bool = False,
     origin: str = "",
 ) -> Annotation:
-    """A new object on ``media`` at version 1; without ``z_order`` it goes on top of the others.
-    ``proposed`` makes it a pre-annotation awaiting a person."""
+    """A new object on ``media`` at version 1; without ``z_order`` it goes on top of the others; on a
+    video, without ``track`` it starts a new track. ``proposed`` makes it a pre-annotation awaiting
+    a person."""
     _check_item(tenant, media, author)
     _check_label(media, label)
     rle = _check_rle(media, rle)
@@ -196,6 +197,10 @@ def annotation_create(
             top = Annotation.objects.filter(media=media).aggregate(top=Max("z_order"))["top"]
             z_order = 0 if top is None else top + 1
         annotation.z_order = z_order
+        if media.kind == MediaItem.Kind.VIDEO and track is None:
+            # On a video every object belongs to a track; without one it starts a new track.
+            highest = Annotation.objects.filter(media=media).aggregate(top=Max("track"))["top"]
+            annotation.track = 1 if highest is None else highest + 1
         annotation.full_clean(exclude=CHECKED_RELATIONS)
         annotation.save()
         _publish_saved(annotation, origin)

@@ -79,7 +79,12 @@ class AnnotationCreateInput(serializers.Serializer):
     frame = serializers.IntegerField(
         min_value=0, required=False, allow_null=True, help_text="The video frame; leave out for images."
     )
-    track = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    track = serializers.IntegerField(
+        min_value=0,
+        required=False,
+        allow_null=True,
+        help_text="Videos: the object this mask belongs to across frames; left out, a new track starts.",
+    )
     drawn = serializers.JSONField(required=False, help_text="How it was drawn (an object).")
     answers = serializers.DictField(
         child=serializers.CharField(allow_blank=True, allow_null=True),

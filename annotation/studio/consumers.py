@@ -28,7 +28,8 @@ On a video (the protocol in full: ``inference.video``):
   "points", "box"}`` → ``{"type": "mask", …, "frame", "track"}``: the mask on that frame from the
   video's warm state, saved as that frame's object of the track (a new object starts a track).
 - ``{"type": "propagate", "model", "frame", "direction": "forward" | "backward" | "both",
-  "frames": [n…] (optional: re-segment these), "resume": job id (optional)}`` → at once
+  "frames": [n…] (optional: re-segment these), "resume": job id (optional), "from_output": true
+  (optional: start from earlier runs' masks on that frame)}`` → at once
   ``{"type": "run", "job", "state": "queued", "done": 0, "total", "last_done": null}``; then, to
   everyone on the item, each frame's objects as ``annotation`` / ``annotation_deleted`` frames
   and ``{"type": "video_frame", "job", "frame", "done", "total"}`` as SAM 2 produces them, and
@@ -172,6 +173,7 @@ class StudioConsumer(GroupEventsMixin, TenantJsonConsumer):
             direction=message.get("direction", "forward"),
             frames=message.get("frames"),
             resume=message.get("resume"),
+            from_output=message.get("from_output", False),
             actor=self.scope["user"],
         )
         # The run's saves reach every socket on the item, this one included: origin is no socket.

@@ -91,7 +91,11 @@ def _run(request: dict[str, Any], states: VideoStates) -> dict[str, Any]:
         )
 
     warm = states.warm(
-        media_id=media.pk, frames_key=media.frames_prefix, model=model, frames_dir=video_frames_local_dir(media)
+        media_id=media.pk,
+        frames_key=media.frames_prefix,
+        model=model,
+        frames_dir=video_frames_local_dir(media),
+        frame_count=media.frame_count or 0,
     )
     started = time.perf_counter()
     with warm.lock:

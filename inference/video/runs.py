@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 RUN_KIND = "propagate"
 FORWARD, BACKWARD, BOTH = "forward", "backward", "both"
+ASYNC_LOADING_FRAMES = 120  # longer clips load their frames lazily
 DIRECTIONS = (FORWARD, BACKWARD, BOTH)
 
 
@@ -60,13 +61,16 @@ class VideoStates:
         self.tracker_for = tracker_for
         self._lock = threading.Lock()
 
-    def warm(self, *, media_id: int, frames_key: str, model: str, frames_dir: Path) -> WarmVideo:
+    def warm(self, *, media_id: int, frames_key: str, model: str, frames_dir: Path, frame_count: int = 0) -> WarmVideo:
         key = (media_id, frames_key, model)
         with self._lock:
             warm = self.cache.get(key)
             if warm is None:
                 tracker = self.tracker_for(model)
-                warm = WarmVideo(tracker=tracker, state=tracker.start(frames_dir))
+                # A long clip's frames load in the background (sam2's async_loading_frames): the
+                # first ones are ready at once, the rest while the first frames are worked on.
+                lazily = frame_count > ASYNC_LOADING_FRAMES
+                warm = WarmVideo(tracker=tracker, state=tracker.start(frames_dir, async_loading=lazily))
                 self.cache.put(key, warm, tracker.nbytes(warm.state))
             return warm
 
@@ -313,12 +317,14 @@ def run_start(
     direction: Any = FORWARD,
     frames: Any = None,
     resume: Any = None,
+    from_output: bool = False,
     actor: Any,
 ) -> Any:
     """Record a propagation run of ``media`` (already fetched through the tenancy door) and return
     its job, checked: a ready video, a known model, a frame of the video, a direction; ``frames`` a
     list of frames to re-segment; ``resume`` the id of an earlier run of this video to go on from
-    its last done frame (its model, direction and frames are taken)."""
+    its last done frame (its model, direction and frames are taken); ``from_output`` starts from an
+    earlier run's masks on the start frame (given as mask prompts), as a resume does."""
     from platform_core.models import Job
 
     if media.kind != "video" or media.state != "ready" or not media.frame_count:
@@ -345,6 +351,10 @@ def run_start(
             code="unknown_model",
         )
     start = _whole(start, "frame")
+    if from_output is True and resume is None:
+        params = {"resume_last_done": start}
+    elif from_output not in (True, False):
+        raise PromptError("from_output must be true or false.", code="bad_prompt")
     plan = passes(start=start, direction=direction, num_frames=total_frames)
     if frames is not None:
         if not isinstance(frames, list) or not frames or len(frames) > total_frames:
@@ -445,7 +455,11 @@ def _run_execute(request: dict[str, Any], *, states: VideoStates | None = None) 
     publish(media_group(media.pk), _run_frame(job))
     states = states or video_states()
     warm = states.warm(
-        media_id=media.pk, frames_key=media.frames_prefix, model=model, frames_dir=video_frames_local_dir(media)
+        media_id=media.pk,
+        frames_key=media.frames_prefix,
+        model=model,
+        frames_dir=video_frames_local_dir(media),
+        frame_count=media.frame_count or 0,
     )
     annotations = list(Annotation.objects.filter(media=media, frame__isnull=False, track__isnull=False))
     seeds = seeds_of(annotations, model=model)

@@ -425,3 +425,29 @@ def test_it_refuses_a_delete_without_a_version(world: World, query: str) -> None
     assert response.status_code == 400
     assert response.json()["version"]
     assert len(stored(world)) == 1
+
+
+def test_it_starts_a_new_track_for_a_video_mask_without_one(world: World) -> None:
+    from annotation.models import Project
+    from annotation.video_services import media_create_video
+    from tests.annotation.test_video_files import HEIGHT, WIDTH, make_clip
+
+    Project.objects.filter(pk=world.demo.project.pk).update(media_type=Project.MediaType.BOTH)
+    world.demo.project.refresh_from_db()
+    video = media_create_video(project=world.demo.project, name="clip.mp4", data=make_clip(), uploaded_by=world.owner)
+    client = token_client(world.manager)
+    rle = box_to_rle([2, 2, 10, 10], height=HEIGHT, width=WIDTH)
+
+    def create(**fields: Any) -> dict:
+        body = {"label": world.demo.label.pk, "rle": rle, **fields}
+        response = client.post(list_url(video), body, format="json")
+        assert response.status_code == 201, response.json()
+        return response.json()
+
+    first = create(frame=0)
+    second_object = create(frame=0)
+    same_track = create(frame=1, track=first["track"])
+    assert (first["track"], second_object["track"], same_track["track"]) == (1, 2, 1)
+    # A video mask needs its frame.
+    response = client.post(list_url(video), {"label": world.demo.label.pk, "rle": rle}, format="json")
+    assert response.status_code == 400 and "frame" in response.json()

@@ -91,7 +91,7 @@ def make_video_dataset(world: World, *, name: str = "Clips") -> VideoDataset:
         if annotation.proposed:
             dataset.proposed.append(annotation)
         else:
-            dataset.tracks.setdefault((video.pk, track), {})[frame] = annotation.rle
+            dataset.tracks.setdefault((video.pk, annotation.track), {})[frame] = annotation.rle
 
     h, w = HEIGHT, WIDTH
     sitting = {str(pose.pk): "sitting"}
@@ -101,9 +101,9 @@ def make_video_dataset(world: World, *, name: str = "Clips") -> VideoDataset:
     add(walk, dog, 1, 2, box_mask(h, w, 40, 20, 60, 40))
     add(walk, cat, 3, 2, box_mask(h, w, 38, 18, 58, 38), answers={str(pose.pk): "lying"})
     add(walk, cat, 4, 2, box_mask(h, w, 36, 16, 56, 36))
-    add(walk, cat, 4, None, box_mask(h, w, 0, 40, 10, 48))
     for frame in range(2):
         add(walk, cat, frame, 3, box_mask(h, w, 25, 25, 35, 35), proposed=True, source=Annotation.Source.MODEL)
+    add(walk, cat, 4, None, box_mask(h, w, 0, 40, 10, 48))  # no track given: a new one, 4
     for frame in range(3):
         add(pan, dog, frame, 7, box_mask(24, 32, frame, frame, 10 + frame, 12))
     annotation_create(
@@ -170,7 +170,7 @@ def test_it_gives_a_track_its_most_frequent_label_and_answers(dataset: VideoData
     assert entries[(walk, 2)]["attributes"] == {"Pose": "lying"}
     # Track 1 answered sitting twice and lying once.
     assert entries[(walk, 1)]["attributes"] == {"Pose": "sitting"}
-    assert entries[(walk, None)]["category_id"] == dataset.cat.pk
+    assert entries[(walk, 4)]["category_id"] == dataset.cat.pk
     assert entries[(dataset.pan.pk, 7)]["category_id"] == dataset.dog.pk
     categories = {c["id"]: c for c in data["categories"]}
     assert categories[dataset.cat.pk]["name"] == "cat" and categories[dataset.cat.pk]["color"] == "#ff8800"
@@ -291,11 +291,11 @@ def test_it_exports_davis_palette_pngs_for_every_frame(dataset: VideoDataset, tm
         videos = {video["id"]: video for video in index["videos"]}
         walk = videos[dataset.walk.pk]
         assert walk["name"] == "walk in park" and walk["length"] == FRAMES
-        # Objects numbered in track order, the one without a track last.
+        # Objects numbered in track order (track 3 holds only pre-annotations, left out).
         assert [(o["number"], o["track"], o["label"]) for o in walk["objects"]] == [
             (1, 1, "cat"),
             (2, 2, "cat"),
-            (3, None, "cat"),
+            (3, 4, "cat"),
         ]
         for video in index["videos"]:
             for frame in range(video["length"]):

@@ -91,14 +91,14 @@ def test_it_imports_each_track_as_a_new_track_of_pre_annotations(
     by_track: dict[tuple[int, int], dict[int, dict]] = {}
     for row in rows:
         by_track.setdefault((row.media_id, row.track), {})[row.frame] = row.rle
-    # Fresh numbers above the walk's tracks 1–3 (in the file's order), and above the pan's track 7.
+    # Fresh numbers above the walk's tracks 1–4 (in the file's order), and above the pan's track 7.
     walk, pan = target.walk.pk, target.pan.pk
-    assert sorted(by_track) == [(walk, 4), (walk, 5), (walk, 6), (pan, 8)]
-    # The file holds the walk's tracks 1, 2 and the one without a number, then the pan's: in that order.
-    for entry, new in zip(vis["annotations"], [(walk, 4), (walk, 5), (walk, 6), (pan, 8)], strict=True):
+    assert sorted(by_track) == [(walk, 5), (walk, 6), (walk, 7), (pan, 8)]
+    # The file holds the walk's tracks 1, 2 and 4, then the pan's: in that order.
+    for entry, new in zip(vis["annotations"], [(walk, 5), (walk, 6), (walk, 7), (pan, 8)], strict=True):
         assert by_track[new] == {frame: rle for frame, rle in enumerate(entry["segmentations"]) if rle is not None}
 
-    first = next(row for row in rows if row.media_id == walk and row.track == 4)
+    first = next(row for row in rows if row.media_id == walk and row.track == 5)
     assert first.label == target.cat and first.answers == {str(target.pose.pk): "sitting"}
     assert first.source_detail == {"file": "vis.json", "youtube_vis_id": vis["annotations"][0]["id"]}
 

@@ -315,3 +315,26 @@ def test_a_run_frame_a_person_redraws_becomes_their_seed(world: Any, video: Medi
     execute(again, world, states())
     assert Annotation.objects.get(pk=fixed.pk).rle == fixed.rle  # not overwritten
     assert sorted(run_masks(video, again)) == [3, 4]
+
+
+def test_a_run_may_start_from_an_earlier_runs_output(world: Any, video: MediaItem, tenant: Any) -> None:
+    person = seed(tenant, video, world.manager)
+    first = run_start(tenant=tenant, media=video, model=FLOW_KEY, start=0, actor=world.manager)
+    execute(first, world, states())
+    # The person's seed goes; what the run made on frame 2 is what a new run starts from.
+    from annotation.annotations.services import annotation_delete
+
+    annotation_delete(tenant=tenant, annotation=person, expected_version=person.version, actor=world.manager)
+    start_mask = mask_decode(Annotation.objects.get(media=video, frame=2, track=1).rle)
+    again = run_start(tenant=tenant, media=video, model=FLOW_KEY, start=2, from_output=True, actor=world.manager)
+    assert again.params["resume_last_done"] == 2
+    assert execute(again, world, states())["state"] == "succeeded"
+    tracker = FlowTracker()
+    state = tracker.start(video_frames_local_dir(video))
+    tracker.add_mask(state, frame=2, obj_id=1, mask=start_mask)
+    expected = {r.frame: r.masks[1] for r in tracker.propagate(state, start=2)}
+    ours = run_masks(video, again)
+    assert sorted(ours) == [2, 3, 4]
+    assert all(np.array_equal(ours[f], expected[f]) for f in ours)
+    with pytest.raises(PromptError, match="from_output"):
+        run_start(tenant=tenant, media=video, model=FLOW_KEY, start=2, from_output="yes", actor=world.manager)
