@@ -48,7 +48,6 @@ it is also an entry of the zip and so bound by the per-file limit ``MAX_UPLOAD_B
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,12 +68,16 @@ from annotation.datasets.coco_reading import (
 )
 from annotation.datasets.import_mapping import (
     IMPORT_FORMATS,
+    REPORTED,
     YOUTUBE_VIS,
     AnswerMap,
     CategoryLabels,
+    Commit,
     ImportOptions,
+    LabelAnswerMaps,
+    Progress,
+    UnmappedAnswers,
     import_format,
-    label_answer_map,
 )
 from annotation.datasets.import_sources import DatasetSource, ItemIndex, ZipFiles, open_dataset
 from annotation.datasets.youtube_vis_import import vis_report_line, youtube_vis_import_run
@@ -84,17 +87,11 @@ from annotation.models import Annotation, Label, MediaItem, Project, Question
 from annotation.projects.services import label_create
 from platform_core.tenancy import Tenant
 
-REPORTED = 1000  # rows each list of the report holds (it counts them all)
-
-Progress = Callable[[int, int, str], None]
-Commit = Callable[[dict[str, Any]], None]
-
-
 # --- the report ------------------------------------------------------------------------------------
 
 
 @dataclass
-class ImportReport:
+class ImportReport(UnmappedAnswers):
     file: str
     proposed: bool
     images_in_file: int = 0
@@ -110,8 +107,6 @@ class ImportReport:
     skipped_images_count: int = 0
     skipped_annotations: list[dict[str, Any]] = field(default_factory=list)
     skipped_annotations_count: int = 0
-    unmapped_answers: list[dict[str, Any]] = field(default_factory=list)
-    unmapped_answers_count: int = 0
 
     def skip_image(self, image: CocoImage, reason: str) -> None:
         self.skipped_images_count += 1
@@ -123,13 +118,6 @@ class ImportReport:
         if len(self.skipped_annotations) < REPORTED:
             self.skipped_annotations.append(
                 {"annotation": annotation.id, "image": annotation.image_id, "reason": reason}
-            )
-
-    def unmapped(self, where: str, question: Any, answer: Any, reason: str) -> None:
-        self.unmapped_answers_count += 1
-        if len(self.unmapped_answers) < REPORTED:
-            self.unmapped_answers.append(
-                {"where": where, "question": str(question)[:200], "answer": str(answer)[:100], "reason": reason}
             )
 
     def as_dict(self) -> dict[str, Any]:
@@ -244,7 +232,7 @@ class _ImportRun:
         self.progress = progress or (lambda done, total, message: None)
         self.report = ImportReport(file=source.label, proposed=options.proposed)
         self.labels = CategoryLabels(project, create_labels=options.create_labels)
-        self.answer_maps: dict[int, AnswerMap] = {}
+        self._answer_map = LabelAnswerMaps()
         self.targets: dict[int, Target] = {}
 
     def run(self, commit: Commit | None, root: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -384,11 +372,6 @@ class _ImportRun:
             self.report.created_items += 1
         problems.refuse(self.source.label)
         return items
-
-    def _answer_map(self, label: Label) -> AnswerMap:
-        if label.pk not in self.answer_maps:
-            self.answer_maps[label.pk] = label_answer_map(label)
-        return self.answer_maps[label.pk]
 
     def _annotations(self, coco: CocoFile, items: dict[int, MediaItem]) -> None:
         problems = Problems()

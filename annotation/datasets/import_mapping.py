@@ -15,8 +15,8 @@ when only one choice fits); what cannot be mapped is told to the import's report
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from annotation.datasets.coco_reading import CocoCategory, QuestionSpec
@@ -60,6 +60,12 @@ class ImportOptions:
     @classmethod
     def parse(cls, data: dict[str, Any]) -> ImportOptions:
         return cls(create_labels=data.get("create_labels") is True, proposed=data.get("proposed", True) is not False)
+
+
+REPORTED = 1000  # rows each list of an import's report holds (it counts them all)
+
+Progress = Callable[[int, int, str], None]
+Commit = Callable[[dict[str, Any]], None]
 
 
 class CreatedReport(Protocol):
@@ -177,6 +183,34 @@ class AnswerMap:
 
 def label_answer_map(label: Label) -> AnswerMap:
     return AnswerMap(((q.text, q) for q in label.questions.all()), about=f"the label “{label.name}”")
+
+
+class LabelAnswerMaps:
+    """Each label's answer map, made once per import: ``maps(label)``."""
+
+    def __init__(self) -> None:
+        self._maps: dict[int, AnswerMap] = {}
+
+    def __call__(self, label: Label) -> AnswerMap:
+        if label.pk not in self._maps:
+            self._maps[label.pk] = label_answer_map(label)
+        return self._maps[label.pk]
+
+
+@dataclass(kw_only=True)
+class UnmappedAnswers:
+    """The part of an import's report that lists the answers no question's choice took (the first
+    ``REPORTED``, all counted): what ``AnswerMap.map`` tells its report."""
+
+    unmapped_answers: list[dict[str, Any]] = field(default_factory=list)
+    unmapped_answers_count: int = 0
+
+    def unmapped(self, where: str, question: Any, answer: Any, reason: str) -> None:
+        self.unmapped_answers_count += 1
+        if len(self.unmapped_answers) < REPORTED:
+            self.unmapped_answers.append(
+                {"where": where, "question": str(question)[:200], "answer": str(answer)[:100], "reason": reason}
+            )
 
 
 def _choice(question: Question, value: Any) -> str | None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -41,7 +41,15 @@ from django.db.models import Max
 
 from annotation.annotations.services import annotation_create
 from annotation.datasets.coco_reading import CocoCategory, Problems, check_coco
-from annotation.datasets.import_mapping import AnswerMap, CategoryLabels, ImportOptions, label_answer_map
+from annotation.datasets.import_mapping import (
+    REPORTED,
+    CategoryLabels,
+    Commit,
+    ImportOptions,
+    LabelAnswerMaps,
+    Progress,
+    UnmappedAnswers,
+)
 from annotation.datasets.import_sources import DatasetSource
 from annotation.datasets.naming import UNSAFE, safe_stem
 from annotation.datasets.youtube_vis import VisFile, VisTrack, VisVideo, category_entry, video_name
@@ -50,15 +58,11 @@ from annotation.models import Annotation, Label, MediaItem, Project
 from platform_core.tenancy import Tenant
 
 FORMAT = "youtube-vis"
-REPORTED = 1000  # rows each list of the report holds (it counts them all)
 REPEATED_NAME = re.compile(r"^(?P<stem>.+)_(?P<id>\d+)$")
-
-Progress = Callable[[int, int, str], None]
-Commit = Callable[[dict[str, Any]], None]
 
 
 @dataclass
-class VisImportReport:
+class VisImportReport(UnmappedAnswers):
     file: str
     proposed: bool
     videos_in_file: int = 0
@@ -73,8 +77,6 @@ class VisImportReport:
     skipped_videos_count: int = 0
     skipped_tracks: list[dict[str, Any]] = field(default_factory=list)
     skipped_tracks_count: int = 0
-    unmapped_answers: list[dict[str, Any]] = field(default_factory=list)
-    unmapped_answers_count: int = 0
 
     def skip_video(self, video: VisVideo, reason: str) -> None:
         self.skipped_videos_count += 1
@@ -85,13 +87,6 @@ class VisImportReport:
         self.skipped_tracks_count += 1
         if len(self.skipped_tracks) < REPORTED:
             self.skipped_tracks.append({"track": track.id, "video": track.video_id, "reason": reason})
-
-    def unmapped(self, where: str, question: Any, answer: Any, reason: str) -> None:
-        self.unmapped_answers_count += 1
-        if len(self.unmapped_answers) < REPORTED:
-            self.unmapped_answers.append(
-                {"where": where, "question": str(question)[:200], "answer": str(answer)[:100], "reason": reason}
-            )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -222,7 +217,7 @@ class _VisImportRun:
         self.labels = CategoryLabels(project, create_labels=options.create_labels)
         self.categories: dict[int, CocoCategory] = {}
         self.targets: dict[int, ProjectVideo] = {}  # file video id -> the project's video
-        self.answer_maps: dict[int, AnswerMap] = {}
+        self._answer_map = LabelAnswerMaps()
 
     def run(self, commit: Commit | None) -> dict[str, Any]:
         self.progress(0, 3, f"Reading {self.source.label}")
@@ -329,11 +324,6 @@ class _VisImportRun:
             )
             self.report.annotations += 1
         self.report.tracks += 1
-
-    def _answer_map(self, label: Label) -> AnswerMap:
-        if label.pk not in self.answer_maps:
-            self.answer_maps[label.pk] = label_answer_map(label)
-        return self.answer_maps[label.pk]
 
 
 def _misfit(video: VisVideo, found: ProjectVideo) -> str:
