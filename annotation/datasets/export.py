@@ -47,7 +47,7 @@ from annotation.datasets.selectors import (
     export_stream,
     proposed_left_out,
 )
-from annotation.datasets.video_export import video_export_run, video_report_line
+from annotation.datasets.video_export import VideoExportRun, video_report_line
 from annotation.models import DatasetSplit, MediaItem, Project
 
 Progress = Callable[[int, int, str], None]
@@ -77,13 +77,13 @@ def dataset_export_run(
     *, project: Project, options: ExportOptions, out: Path, progress: Progress | None = None
 ) -> dict[str, Any]:
     """Write the export of ``project`` to ``out`` (a ``.zip`` when ``options.zipped``, else a
-    COCO ``.json``); ``progress(done, total, message)`` is called after each item. Returns the
+    ``.json``): its images, or its videos for a video format. ``progress(done, total, message)`` is
+    called after each item or video. Returns the
     report. ``out`` is left half-written when something fails: callers write to a scratch path."""
     export_check(project, options)
-    if options.is_video:
-        return video_export_run(project=project, options=options, out=out, progress=progress)
+    run_class = VideoExportRun if options.is_video else _ExportRun
     with tempfile.TemporaryDirectory(prefix="dataset-export-") as scratch:
-        run = _ExportRun(project, options, Path(scratch), progress)
+        run = run_class(project, options, Path(scratch), progress)
         if options.zipped:
             with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
                 run.archive = archive

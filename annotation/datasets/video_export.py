@@ -37,7 +37,6 @@ is listed with the reason. The report counts the videos, frames, tracks and mask
 from __future__ import annotations
 
 import shutil
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -112,24 +111,10 @@ class _CocoVideo(CocoVideoWriter):
             self.add("annotations", annotation)
 
 
-def video_export_run(
-    *, project: Project, options: ExportOptions, out: Path, progress: Progress | None = None
-) -> dict[str, Any]:
-    """Write the video export of ``project`` to ``out`` (a ``.zip`` when ``options.zipped``, else
-    a ``.json``); ``progress(done, total, message)`` is called after each video. Returns the report.
-    ``out`` is left half-written when something fails: callers write to a scratch path."""
-    with tempfile.TemporaryDirectory(prefix="video-export-") as scratch:
-        run = _VideoExportRun(project, options, Path(scratch), progress)
-        if options.zipped:
-            with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
-                run.archive = archive
-                run.write(out)
-        else:
-            run.write(out)
-    return run.report(out)
+class VideoExportRun:
+    """One export of a project's videos (YouTube-VIS, COCO-video or DAVIS), driven by
+    ``export.dataset_export_run`` like the image export: ``write(out)``, then ``report(out)``."""
 
-
-class _VideoExportRun:
     def __init__(self, project: Project, options: ExportOptions, scratch: Path, progress: Progress | None) -> None:
         self.project = project
         self.options = options
