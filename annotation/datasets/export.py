@@ -78,8 +78,8 @@ def dataset_export_run(
 ) -> dict[str, Any]:
     """Write the export of ``project`` to ``out`` (a ``.zip`` when ``options.zipped``, else a
     ``.json``): its images, or its videos for a video format. ``progress(done, total, message)`` is
-    called after each item or video. Returns the
-    report. ``out`` is left half-written when something fails: callers write to a scratch path."""
+    called after each item or video. Returns the report. ``out`` is left half-written when something
+    fails: callers write to a scratch path."""
     export_check(project, options)
     run_class = VideoExportRun if options.is_video else _ExportRun
     with tempfile.TemporaryDirectory(prefix="dataset-export-") as scratch:
