@@ -142,7 +142,7 @@ def _opened(source: ImageSource) -> Iterator[tuple[IO[bytes], int]]:
         with open(source, "rb") as handle:
             yield handle, os.fstat(handle.fileno()).st_size
     elif hasattr(source, "read"):
-        if not _seekable(source):
+        if not is_seekable(source):
             # A stream (a socket, a pipe): keep at most one byte past the limit in memory.
             data = source.read(settings.MAX_UPLOAD_BYTES + 1)
             yield io.BytesIO(data), len(data)
@@ -160,7 +160,8 @@ def _opened(source: ImageSource) -> Iterator[tuple[IO[bytes], int]]:
         raise TypeError(f"normalise_image takes bytes, a path or a binary file, not {type(source).__name__}.")
 
 
-def _seekable(fp: Any) -> bool:
+def is_seekable(fp: Any) -> bool:
+    """Whether a file object can seek (a socket or a pipe cannot; some say so by raising)."""
     try:
         return bool(fp.seekable())
     except (AttributeError, OSError, ValueError):

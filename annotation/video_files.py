@@ -42,7 +42,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from PIL import Image
 
-from annotation.image_files import THUMBNAIL_QUALITY, THUMBNAIL_SIZE
+from annotation.image_files import THUMBNAIL_QUALITY, THUMBNAIL_SIZE, is_seekable
 
 VideoSource = bytes | bytearray | memoryview | os.PathLike | IO[bytes]
 
@@ -120,7 +120,7 @@ def _head(source: VideoSource) -> bytes:
     if isinstance(source, os.PathLike):
         with open(source, "rb") as handle:
             return handle.read(HEAD_BYTES)
-    if _seekable(source):
+    if is_seekable(source):
         start = source.tell()
         head = source.read(HEAD_BYTES)
         source.seek(start)
@@ -162,7 +162,7 @@ def opened_video(source: VideoSource) -> Iterator[tuple[IO[bytes], int]]:
         with open(source, "rb") as handle:
             yield handle, os.fstat(handle.fileno()).st_size
     elif hasattr(source, "read"):
-        if _seekable(source):
+        if is_seekable(source):
             source.seek(0)
             size = source.seek(0, io.SEEK_END)
             source.seek(0)
@@ -178,13 +178,6 @@ def opened_video(source: VideoSource) -> Iterator[tuple[IO[bytes], int]]:
             yield spool, size
     else:
         raise TypeError(f"Videos are read from bytes, a path or a binary file, not {type(source).__name__}.")
-
-
-def _seekable(fp: Any) -> bool:
-    try:
-        return bool(fp.seekable())
-    except (AttributeError, OSError, ValueError):
-        return False
 
 
 @contextmanager
