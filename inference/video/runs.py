@@ -229,7 +229,7 @@ def persist_frame(
     model: str,
     frame: int,
     masks: dict[int, np.ndarray],
-    labels: dict[int, int],
+    labels: dict[int, Any],
     seeded: set[tuple[int, int]],
     origin: str = "",
 ) -> list[Any]:
@@ -237,7 +237,7 @@ def persist_frame(
     where the object is gone; a seed on that frame (a person's input) is left as it is."""
     from annotation.annotations import services
     from annotation.masks import mask_encode
-    from annotation.models import Annotation, Label
+    from annotation.models import Annotation
 
     saved = []
     existing = {
@@ -259,7 +259,7 @@ def persist_frame(
                 continue
             rle = mask_encode(mask)
             if current is None:
-                label = Label.objects.get(pk=labels[track], project=media.project_id)
+                label = labels[track]
                 saved.append(
                     services.annotation_create(
                         tenant=tenant,
@@ -434,7 +434,7 @@ def run_failed(request: dict[str, Any], reason: str) -> dict[str, Any]:
 def _run_execute(request: dict[str, Any], *, states: VideoStates | None = None) -> dict[str, Any]:
     from django.contrib.auth import get_user_model
 
-    from annotation.models import Annotation
+    from annotation.models import Annotation, Label
     from annotation.selectors import media_get
     from annotation.video_services import video_frames_local_dir
     from platform_core.models import Job
@@ -467,7 +467,9 @@ def _run_execute(request: dict[str, Any], *, states: VideoStates | None = None) 
     if not seeds:
         raise PromptError("Prompt an object on a frame first: there is nothing to propagate.", code="nothing_to_track")
     Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())  # the state is ready
-    labels = {seed.track: seed.label_id for seed in seeds}
+    # Each track's label, read once for the whole run (a new frame of a track takes it).
+    by_id = Label.objects.filter(project=media.project_id).in_bulk({seed.label_id for seed in seeds})
+    labels = {seed.track: by_id[seed.label_id] for seed in seeds}
     seeded = {(seed.frame, seed.track) for seed in seeds if seed.mark[0] is not None}
     with warm.lock:
         apply_seeds(warm, seeds, width=media.width, height=media.height)
